@@ -1,0 +1,242 @@
+"""Command line: parse arguments, wire settings -> database -> pipeline -> report. Nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sync import db, storage
+from sync.config import Settings, load_dotenv_file, load_settings
+from sync.errors import UserError
+from sync.pipeline import Context, Options, run_sync
+from sync.redact import RedactingFilter, Redactor
+from sync.report import Reporter, alias, json_report, summary_markdown, write_step_summary
+from sync.spotify import SpotifyClient
+
+log = logging.getLogger("sync")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """Accept 300, 300s, 5m or 1h."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    raw = text.strip().lower()
+    factor = units.get(raw[-1:])
+    number = raw[:-1] if factor else raw
+    try:
+        value = float(number) * (factor or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration like 300, 90s or 10m"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("the time budget must be positive")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+        raise UserError(f"{self.prog}: {message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m sync",
+        description="Keep your Spotify listening history in your own Postgres.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    run = sub.add_parser("run", help="sync recently played tracks for every stored user")
+    run.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="sync only this Spotify user id (repeatable)",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="fetch and report, but write no plays and no run record",
+    )
+    run.add_argument(
+        "--max-tracks",
+        type=_positive_int,
+        default=1000,
+        metavar="N",
+        help="most plays to read per user (default 1000)",
+    )
+    run.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="users synced in parallel (default 4)",
+    )
+    run.add_argument(
+        "--time-budget",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="stop starting new users after this long (e.g. 600, 10m)",
+    )
+    run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    run.set_defaults(func=cmd_run)
+
+    migrate = sub.add_parser("migrate", help="apply pending SQL migrations from sql/")
+    migrate.set_defaults(func=cmd_migrate)
+
+    users = sub.add_parser("users", help="list users: status, last sync, plays, token expiry")
+    users.set_defaults(func=cmd_users)
+    return parser  # fmt: skip
+
+
+def _open(settings: Settings):
+    url = db.database_url(settings)
+    conn = db.connect(url)
+    applied = db.migrate(conn)
+    if applied:
+        log.info("applied migrations: %s", ", ".join(applied))
+    return url, conn
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    url = db.database_url(settings)
+    with db.connect(url) as conn:
+        applied = db.migrate(conn)
+    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied
+          else "schema is up to date")  # fmt: skip
+    return 0
+
+
+def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
+    _, conn = _open(settings)
+    with conn:
+        rows = storage.user_overview(conn)
+    if not rows:
+        print("no users yet: run `python -m sync login` to add one")
+        return 0
+    header = ("user", "status", "last ok sync", "plays", "refresh token expires")
+    table = [header]
+    for user_id, key, status, reason, last_ok, plays, expires, _access in rows:
+        table.append((
+            alias(key, user_id, settings.show_user_ids),
+            status + (f" ({reason})" if reason and status != "active" else ""),
+            f"{last_ok:%Y-%m-%d %H:%M}" if last_ok else "never",
+            str(plays),
+            f"{expires:%Y-%m-%d}",
+        ))  # fmt: skip
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:
+    url, conn = _open(settings)
+    with conn:
+        users = storage.load_users(conn, args.user or None)
+        missing = sorted(set(args.user) - {u.user_id for u in users})
+        if missing:
+            raise UserError(
+                f"no user {', '.join(missing)} in user_tokens: check the id "
+                "(python -m sync users lists them) or sign in with python -m sync login"
+            )
+        if any(u.status == "active" for u in users):
+            settings.require_spotify_credentials()
+        options = Options(
+            users=args.user,
+            dry_run=args.dry_run,
+            max_tracks=args.max_tracks,
+            concurrency=args.concurrency,
+            time_budget=args.time_budget,
+        )
+        client = SpotifyClient(
+            settings.api_url,
+            settings.accounts_url,
+            settings.client_id or "",
+            settings.client_secret,
+            pool_size=args.concurrency,
+        )
+        reporter = Reporter(
+            redactor,
+            sys.stderr,
+            show_ids=settings.show_user_ids,
+            github_actions=settings.in_github_actions,
+        )
+        run_id = None
+        if not args.dry_run:
+            run_id = storage.start_run(conn, settings.trigger, settings.run_url, False)
+            conn.commit()
+        ctx = Context(client=client, redactor=redactor, options=options)
+        status = "interrupted"
+        try:
+            result = run_sync(url, db.connect, users, ctx, run_id=run_id,
+                              on_result=reporter.user_done)  # fmt: skip
+            status = "failed" if result.exit_code else "ok"
+        finally:
+            if run_id is not None:
+                totals = result.totals() if status != "interrupted" else {
+                    k: 0 for k in ("users_total", "users_synced", "users_failed",
+                                   "users_skipped", "tracks_added")}  # fmt: skip
+                storage.finish_run(conn, run_id, status, totals)
+                conn.commit()
+    reporter.finish(result)
+    if settings.step_summary_path:
+        write_step_summary(
+            settings.step_summary_path,
+            summary_markdown(result, reporter.name, settings.run_url),
+            redactor,
+        )
+    if args.json:
+        print(redactor.redact(json_report(result, reporter.name)))
+    return result.exit_code
+
+
+def configure_logging(verbose: bool, redactor: Redactor) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(RedactingFilter(redactor))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("sync").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    redactor = Redactor()
+    try:
+        args = build_parser().parse_args(argv)
+        load_dotenv_file()
+        settings = load_settings()
+        redactor.github_actions = settings.in_github_actions
+        for secret in settings.secrets():
+            redactor.protect(secret)
+        configure_logging(args.verbose, redactor)
+        if args.func is cmd_run:
+            return cmd_run(args, settings, redactor)
+        return args.func(args, settings)
+    except UserError as exc:
+        print(f"error: {redactor.redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

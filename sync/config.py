@@ -1,0 +1,121 @@
+"""Settings from the environment (and a local .env file); the real environment wins."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from sync.errors import ConfigError
+
+DEFAULT_API_URL = "https://api.spotify.com/v1"
+DEFAULT_ACCOUNTS_URL = "https://accounts.spotify.com"
+DEFAULT_REDIRECT_URI = "http://127.0.0.1:8888/callback"
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    client_id: str | None
+    client_secret: str | None
+    api_url: str
+    accounts_url: str
+    redirect_uri: str
+    show_user_ids: bool
+    summary_details: bool
+    data_dir: Path
+    in_github_actions: bool
+    step_summary_path: str | None
+    run_url: str | None
+    trigger: str
+
+    def require_spotify_credentials(self) -> None:
+        """Spotify credentials matter only once there is a user to sync."""
+        missing = [
+            name
+            for name, value in (
+                ("SPOTIFY_CLIENT_ID", self.client_id),
+                ("SPOTIFY_CLIENT_SECRET", self.client_secret),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(
+                f"{' and '.join(missing)} not set: copy them from your app in the Spotify "
+                "developer dashboard into .env (locally) or the repository's Actions secrets"
+            )
+
+    def secrets(self) -> list[str]:
+        """Values that must never be printed (used by the log/summary scrubber)."""
+        values = [self.client_secret, self.client_id]
+        if self.database_url:
+            password = urlparse(self.database_url).password
+            values += [self.database_url, password]
+        return [v for v in values if v]
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in TRUE_WORDS:
+        return True
+    if raw in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean: use true or false")
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL like {default}")
+    return value.rstrip("/")
+
+
+def load_dotenv_file(path: Path | None = None) -> None:
+    """Load .env for local use without overriding the real environment."""
+    from dotenv import load_dotenv
+
+    load_dotenv(path or Path.cwd() / ".env", override=False)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    in_actions = env.get("GITHUB_ACTIONS", "").lower() == "true"
+    database_url = env.get("DATABASE_URL", "").strip() or None
+    if database_url is None and in_actions:
+        raise ConfigError(
+            "DATABASE_URL is not set: add a DATABASE_URL secret to the repository "
+            "(Settings > Secrets and variables > Actions) with your Postgres connection string"
+        )
+    if database_url is not None and urlparse(database_url).scheme not in (
+        "postgres",
+        "postgresql",
+    ):
+        raise ConfigError(
+            "DATABASE_URL must be a connection string starting with postgresql:// "
+            "(Supabase: Project Settings > Database > Connection string, session mode)"
+        )
+    run_url = None
+    if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        run_url = f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+    trigger = env.get("GITHUB_EVENT_NAME") or ("github" if in_actions else "manual")
+    return Settings(
+        database_url=database_url,
+        client_id=env.get("SPOTIFY_CLIENT_ID", "").strip() or None,
+        client_secret=env.get("SPOTIFY_CLIENT_SECRET", "").strip() or None,
+        api_url=_url(env, "SPOTIFY_API_URL", DEFAULT_API_URL),
+        accounts_url=_url(env, "SPOTIFY_ACCOUNTS_URL", DEFAULT_ACCOUNTS_URL),
+        redirect_uri=env.get("SPOTIFY_REDIRECT_URI", "").strip() or DEFAULT_REDIRECT_URI,
+        show_user_ids=_bool(env, "SYNC_SHOW_USER_IDS"),
+        summary_details=_bool(env, "SYNC_SUMMARY_DETAILS"),
+        data_dir=Path(env.get("SYNC_DATA_DIR", "").strip() or ".data"),
+        in_github_actions=in_actions,
+        step_summary_path=env.get("GITHUB_STEP_SUMMARY") or None,
+        run_url=run_url,
+        trigger=trigger,
+    )

@@ -1,0 +1,193 @@
+"""Run reporting: log lines, GitHub annotations and step summary, and --json output.
+
+Privacy: logs and summaries of public repositories are public. Users appear as a
+short stable alias (user-<n>) unless SYNC_SHOW_USER_IDS=true; no track names or
+other listening details are printed; every text passes through the Redactor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import TextIO
+
+from sync.pipeline import RunResult, UserResult
+from sync.redact import Redactor
+
+log = logging.getLogger(__name__)
+
+
+def alias(key: int, user_id: str, show_ids: bool) -> str:
+    """A short stable alias derived from the row key, which reveals nothing about the user."""
+    return user_id if show_ids else f"user-{key}"
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def user_line(res: UserResult, name: str) -> str:
+    line = (
+        f"{name}: {res.status}, {res.new_tracks} new of {res.fetched} fetched"
+        f", {res.skipped_items} skipped items ({res.duration_s:.1f}s)"
+    )
+    if res.error:
+        line += f": {res.error}"
+    return line
+
+
+class Reporter:
+    """Writes per-user lines as results arrive, then totals, annotations and the summary."""
+
+    def __init__(
+        self,
+        redactor: Redactor,
+        stream: TextIO,
+        *,
+        show_ids: bool = False,
+        github_actions: bool = False,
+    ):
+        self.redactor = redactor
+        self.stream = stream
+        self.show_ids = show_ids
+        self.github_actions = github_actions
+        self._lock = threading.Lock()
+
+    def name(self, res: UserResult) -> str:
+        return alias(res.key, res.user_id, self.show_ids)
+
+    def _write(self, text: str) -> None:
+        self.stream.write(self.redactor.redact(text) + "\n")
+        self.stream.flush()
+
+    def user_done(self, res: UserResult) -> None:
+        with self._lock:
+            name = self.name(res)
+            if self.github_actions:
+                self._write(f"::group::{name}: {res.status}")
+            self._write(user_line(res, name))
+            for warning in res.warnings:
+                self._write(f"{name}: warning: {warning}")
+            if self.github_actions:
+                self._write("::endgroup::")
+
+    def finish(self, result: RunResult) -> None:
+        t = result.totals()
+        dry = " (dry run: nothing written)" if result.dry_run else ""
+        self._write(
+            f"sync finished{dry}: {t['users_synced']}/{t['users_total']} users synced, "
+            f"{t['users_failed']} failed, {t['users_needs_reauth']} need re-auth, "
+            f"{t['users_skipped']} skipped, {t['tracks_added']} new plays "
+            f"in {result.duration_s:.1f}s"
+        )
+        if self.github_actions:
+            for line in annotations(result, self.name):
+                self._write(line)
+
+
+def annotations(result: RunResult, name) -> list[str]:
+    lines = []
+    for res in result.users:
+        who = name(res)
+        if res.status == "failed":
+            lines.append(f"::error title={escape_property(who)}::{escape_data(res.error or '')}")
+        elif res.status == "needs_reauth":
+            text = res.error or "needs to sign in again (python -m sync login)"
+            kind = "error" if res.newly_needs_reauth else "warning"
+            lines.append(f"::{kind} title={escape_property(who)}::{escape_data(text)}")
+        elif res.status == "skipped" and res.error:
+            lines.append(f"::notice title={escape_property(who)}::{escape_data(res.error)}")
+        for warning in res.warnings:
+            if res.status != "needs_reauth":
+                lines.append(f"::warning title={escape_property(who)}::{escape_data(warning)}")
+    return lines
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+STATUS_ICON = {"ok": "✅", "needs_reauth": "🔑", "failed": "❌", "skipped": "⏭️"}
+
+
+def summary_markdown(result: RunResult, name, run_url: str | None = None) -> str:
+    t = result.totals()
+    title = "Spotify history sync" + (" (dry run, nothing written)" if result.dry_run else "")
+    out = [
+        f"## {title}",
+        "",
+        "| users | synced | failed | need re-auth | skipped | new plays | duration |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {t['users_total']} | {t['users_synced']} | {t['users_failed']} "
+        f"| {t['users_needs_reauth']} | {t['users_skipped']} | {t['tracks_added']} "
+        f"| {result.duration_s:.1f}s |",
+        "",
+    ]
+    gaps = [name(u) for u in result.users if u.possible_gap]
+    expiring = [(name(u), w) for u in result.users for w in u.warnings if "refresh token" in w]
+    if gaps:
+        out += [
+            f"> [!WARNING]\n> Possible gap for {', '.join(gaps)}: all 50 plays in Spotify's "
+            "window were new, so plays in between may be lost. Sync more often or import a "
+            "data export.",
+            "",
+        ]
+    if expiring:
+        out += ["> [!WARNING]"] + [f"> {who}: {w}  " for who, w in expiring] + [""]
+    if result.users:
+        out += [
+            "| user | status | new plays | fetched | skipped items | warnings |",
+            "|---|---|---:|---:|---:|---|",
+        ]
+        for u in result.users:
+            notes = list(u.warnings) + ([u.error] if u.error else [])
+            out.append(
+                f"| {_cell(name(u))} | {STATUS_ICON.get(u.status, '')} {u.status} "
+                f"| {u.new_tracks} | {u.fetched} | {u.skipped_items} "
+                f"| {_cell('; '.join(notes))} |"
+            )
+    else:
+        out.append("No users in `user_tokens` yet: run `python -m sync login` to add one.")
+    if run_url:
+        out += ["", f"Run recorded in `sync_runs` ([this run]({run_url}))."]
+    return "\n".join(out) + "\n"
+
+
+def write_step_summary(path: str, text: str, redactor: Redactor) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(redactor.redact(text))
+
+
+def json_report(result: RunResult, name) -> str:
+    t = result.totals()
+    return json.dumps(
+        {
+            "run_id": result.run_id,
+            "dry_run": result.dry_run,
+            "users_total": t["users_total"],
+            "users_synced": t["users_synced"],
+            "users_failed": t["users_failed"],
+            "users_needs_reauth": t["users_needs_reauth"],
+            "users_skipped": t["users_skipped"],
+            "tracks_added": t["tracks_added"],
+            "duration_s": round(result.duration_s, 3),
+            "users": [
+                {
+                    "user_id": name(u),
+                    "status": u.status,
+                    "new_tracks": u.new_tracks,
+                    "fetched": u.fetched,
+                    "skipped_items": u.skipped_items,
+                    "possible_gap": u.possible_gap,
+                    "warnings": u.warnings,
+                    "error": u.error,
+                }
+                for u in result.users
+            ],
+        }
+    )

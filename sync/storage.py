@@ -1,0 +1,277 @@
+"""Postgres reads and writes. Callers own transactions; nothing here commits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from sync.transform import AlbumRow, ArtistRow, Play, TrackRow
+
+SOURCE_API = 0
+ADVISORY_NAMESPACE = 7305  # pg_try_advisory_lock(ADVISORY_NAMESPACE, user key)
+
+
+@dataclass(frozen=True)
+class User:
+    key: int  # user_tokens.id: compact key used by listening_history
+    user_id: str  # Spotify user id
+    refresh_token: str
+    access_token: str | None
+    access_token_expires_at: datetime | None
+    scope: str | None
+    authorized_at: datetime
+    status: str
+    status_reason: str | None
+
+
+_USER_COLUMNS = (
+    "id, user_id, refresh_token, access_token, access_token_expires_at, scope, "
+    "authorized_at, status, status_reason"
+)
+
+
+def load_users(conn: psycopg.Connection, only: Sequence[str] | None = None) -> list[User]:
+    sql = f"select {_USER_COLUMNS} from user_tokens"
+    params: tuple = ()
+    if only:
+        sql += " where user_id = any(%s)"
+        params = (list(only),)
+    rows = conn.execute(sql + " order by id", params).fetchall()
+    return [User(*row) for row in rows]
+
+
+def load_user(conn: psycopg.Connection, key: int) -> User:
+    row = conn.execute(f"select {_USER_COLUMNS} from user_tokens where id = %s", (key,)).fetchone()
+    if row is None:
+        raise LookupError(f"user {key} no longer exists")
+    return User(*row)
+
+
+def save_tokens(
+    conn: psycopg.Connection,
+    key: int,
+    access_token: str,
+    expires_at: datetime,
+    refresh_token: str | None,
+    scope: str | None,
+) -> None:
+    """Store a refreshed access token; keep the old refresh token when none came back."""
+    conn.execute(
+        """update user_tokens
+              set access_token = %s, access_token_expires_at = %s,
+                  refresh_token = coalesce(%s, refresh_token),
+                  scope = coalesce(%s, scope), updated_at = now()
+            where id = %s""",
+        (access_token, expires_at, refresh_token, scope, key),
+    )
+
+
+def mark_needs_reauth(conn: psycopg.Connection, key: int, reason: str) -> None:
+    conn.execute(
+        """update user_tokens
+              set status = 'needs_reauth', status_reason = %s, status_changed_at = now(),
+                  access_token = null, access_token_expires_at = null, updated_at = now()
+            where id = %s""",
+        (reason, key),
+    )
+
+
+def newest_played_at(conn: psycopg.Connection, key: int) -> datetime | None:
+    row = conn.execute(
+        "select max(played_at) from listening_history where user_id = %s", (key,)
+    ).fetchone()
+    return row[0]
+
+
+def try_lock_user(conn: psycopg.Connection, key: int) -> bool:
+    """Session-level advisory lock so two overlapping runs never sync one user at once."""
+    row = conn.execute("select pg_try_advisory_lock(%s, %s)", (ADVISORY_NAMESPACE, key)).fetchone()
+    conn.commit()
+    return bool(row[0])
+
+
+def unlock_user(conn: psycopg.Connection, key: int) -> None:
+    conn.execute("select pg_advisory_unlock(%s, %s)", (ADVISORY_NAMESPACE, key))
+    conn.commit()
+
+
+def _upsert_keys(
+    conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[tuple]
+) -> dict[str, int]:
+    """Insert rows keyed by uri (first column) that are missing; return uri -> id for all."""
+    unique: dict[str, tuple] = {}
+    for row in rows:
+        unique.setdefault(row[0], row)
+    if not unique:
+        return {}
+    cols = list(zip(*unique.values(), strict=True))
+    casts = ", ".join(f"%s::{t}[]" for t in _TYPES[table])
+    conn.execute(
+        f"insert into {table} ({', '.join(columns)}) "
+        f"select * from unnest({casts}) on conflict (uri) do nothing",
+        [list(c) for c in cols],
+    )
+    found = conn.execute(
+        f"select uri, id from {table} where uri = any(%s)", (list(unique),)
+    ).fetchall()
+    return dict(found)
+
+
+_TYPES = {
+    "artists": ("text", "text", "text"),
+    "albums": ("text", "text", "text", "text", "text", "text"),
+    "tracks": (
+        "text", "text", "text", "integer", "integer", "boolean", "boolean", "text",
+        "smallint", "smallint",
+    ),
+}  # fmt: skip
+
+
+def upsert_tracks(conn: psycopg.Connection, tracks: Iterable[TrackRow]) -> dict[str, int]:
+    """Make sure every track with its album and artists exists; return track uri -> id."""
+    tracks = list({t.uri: t for t in tracks}.values())
+    if not tracks:
+        return {}
+    artists: list[ArtistRow] = [a for t in tracks for a in t.artists]
+    albums: list[AlbumRow] = [t.album for t in tracks if t.album is not None]
+    artist_ids = _upsert_keys(
+        conn, "artists", ("uri", "spotify_id", "name"),
+        ((a.uri, a.spotify_id, a.name) for a in artists),
+    )  # fmt: skip
+    album_ids = _upsert_keys(
+        conn,
+        "albums",
+        ("uri", "spotify_id", "name", "album_type", "release_date", "image_url"),
+        ((a.uri, a.spotify_id, a.name, a.album_type, a.release_date, a.image_url) for a in albums),
+    )
+    track_ids = _upsert_keys(
+        conn,
+        "tracks",
+        (
+            "uri", "spotify_id", "name", "album_id", "duration_ms", "explicit", "is_local",
+            "isrc", "track_number", "disc_number",
+        ),
+        (
+            (
+                t.uri, t.spotify_id, t.name, album_ids.get(t.album.uri) if t.album else None,
+                t.duration_ms, t.explicit, t.is_local, t.isrc, t.track_number, t.disc_number,
+            )
+            for t in tracks
+        ),
+    )  # fmt: skip
+    links = [
+        (track_ids[t.uri], pos, artist_ids[a.uri])
+        for t in tracks
+        for pos, a in enumerate(dict.fromkeys(t.artists))
+    ]
+    if links:
+        tid, pos, aid = zip(*links, strict=True)
+        conn.execute(
+            "insert into track_artists (track_id, position, artist_id) "
+            "select * from unnest(%s::integer[], %s::smallint[], %s::integer[]) "
+            "on conflict do nothing",
+            (list(tid), list(pos), list(aid)),
+        )
+    return track_ids
+
+
+def insert_plays(
+    conn: psycopg.Connection, key: int, plays: Sequence[Play], source: int = SOURCE_API
+) -> list[datetime]:
+    """Insert plays that are not stored yet; return the played_at of each new row."""
+    if not plays:
+        return []
+    track_ids = upsert_tracks(conn, (p.track for p in plays))
+    by_time = {p.played_at: track_ids[p.track.uri] for p in plays}
+    rows = conn.execute(
+        """insert into listening_history (user_id, played_at, track_id, source)
+           select %s, t, k, %s from unnest(%s::timestamptz[], %s::integer[]) as u(t, k)
+           on conflict (user_id, played_at) do nothing
+           returning played_at""",
+        (key, source, list(by_time), list(by_time.values())),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def count_plays(conn: psycopg.Connection, key: int) -> int:
+    return conn.execute(
+        "select count(*) from listening_history where user_id = %s", (key,)
+    ).fetchone()[0]
+
+
+# -- run records -------------------------------------------------------------
+def start_run(conn: psycopg.Connection, trigger: str, run_url: str | None, dry_run: bool) -> int:
+    row = conn.execute(
+        "insert into sync_runs (trigger, run_url, dry_run) values (%s, %s, %s) returning id",
+        (trigger, run_url, dry_run),
+    ).fetchone()
+    return row[0]
+
+
+def finish_run(
+    conn: psycopg.Connection,
+    run_id: int,
+    status: str,
+    totals: dict[str, int],
+) -> None:
+    conn.execute(
+        """update sync_runs set finished_at = now(), status = %s, users_total = %s,
+                  users_synced = %s, users_failed = %s, users_skipped = %s, tracks_added = %s
+            where id = %s""",
+        (
+            status,
+            totals["users_total"],
+            totals["users_synced"],
+            totals["users_failed"],
+            totals["users_skipped"],
+            totals["tracks_added"],
+            run_id,
+        ),
+    )
+
+
+def record_user_result(
+    conn: psycopg.Connection,
+    run_id: int,
+    key: int,
+    *,
+    status: str,
+    started_at: datetime | None,
+    fetched: int,
+    new_tracks: int,
+    skipped_items: int,
+    possible_gap: bool,
+    error_class: str | None,
+    error: str | None,
+    warnings: Sequence[str],
+) -> None:
+    conn.execute(
+        """insert into sync_run_users (run_id, user_id, status, started_at, finished_at, fetched,
+                  new_tracks, skipped_items, possible_gap, error_class, error, warnings)
+           values (%s, %s, %s, %s, now(), %s, %s, %s, %s, %s, %s, %s)
+           on conflict (run_id, user_id) do update set status = excluded.status,
+                  finished_at = excluded.finished_at, fetched = excluded.fetched,
+                  new_tracks = excluded.new_tracks, skipped_items = excluded.skipped_items,
+                  possible_gap = excluded.possible_gap, error_class = excluded.error_class,
+                  error = excluded.error, warnings = excluded.warnings""",
+        (
+            run_id, key, status, started_at, fetched, new_tracks, skipped_items,
+            possible_gap, error_class, error, list(warnings),
+        ),
+    )  # fmt: skip
+
+
+def user_overview(conn: psycopg.Connection) -> list[tuple]:
+    """Per user: id, key, status, reason, last ok sync, plays, token expiry, access expiry."""
+    return conn.execute(
+        """select u.user_id, u.id, u.status, u.status_reason,
+                  (select max(r.finished_at) from sync_run_users r
+                    where r.user_id = u.id and r.status = 'ok'),
+                  (select count(*) from listening_history h where h.user_id = u.id),
+                  u.authorized_at + interval '6 months',
+                  u.access_token_expires_at
+             from user_tokens u order by u.id"""
+    ).fetchall()

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from tests.pg import PgCluster
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    cluster = PgCluster()
+    cluster.build_template()
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def db_url(pg_cluster: PgCluster) -> Iterator[str]:
+    """URL of a fresh, fully migrated database for this test only."""
+    url = pg_cluster.create()
+    yield url
+    pg_cluster.drop(url)
+
+
+@pytest.fixture
+def empty_db_url(pg_cluster: PgCluster) -> Iterator[str]:
+    """URL of a fresh database with no schema at all."""
+    url = pg_cluster.create(migrated=False)
+    yield url
+    pg_cluster.drop(url)
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(db_url, autocommit=True) as c:
+        yield c
+
+
+def add_user(
+    conn: psycopg.Connection,
+    user_id: str = "alice",
+    refresh_token: str = "refresh-alice-0001",
+    *,
+    access_token: str | None = None,
+    expires_at: datetime | None = None,
+    authorized_at: datetime | None = None,
+    status: str = "active",
+) -> int:
+    """Insert a user row the way a web app's login (or `sync login`) would; return its key."""
+    cols = {"user_id": user_id, "refresh_token": refresh_token, "status": status}
+    if access_token is not None:
+        cols["access_token"] = access_token
+        cols["access_token_expires_at"] = expires_at or datetime.now(UTC) + timedelta(hours=1)
+    if authorized_at is not None:
+        cols["authorized_at"] = authorized_at
+    names = ", ".join(cols)
+    marks = ", ".join(["%s"] * len(cols))
+    with conn.transaction():
+        row = conn.execute(
+            f"insert into user_tokens ({names}) values ({marks}) returning id",
+            list(cols.values()),
+        ).fetchone()
+    return row[0]

@@ -1,0 +1,174 @@
+"""A local stand-in for Spotify's accounts service and Web API, for end-to-end runs.
+
+Serves on 127.0.0.1 only. Used by subprocess tests (latency 0) and by the
+benchmark (latency > 0, to model a real network).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+
+@dataclass
+class StandinState:
+    client_id: str = "standin-client"
+    client_secret: str = "standin-secret-0123456789"
+    latency: float = 0.0
+    plays: dict[str, list[dict]] = field(default_factory=dict)  # user -> items, newest first
+    refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> user
+    access_tokens: dict[str, str] = field(default_factory=dict)  # access token -> user
+    auth_codes: dict[str, str] = field(default_factory=dict)  # code -> user
+    rotate: bool = False  # answer refreshes with a new refresh token
+    next_link: bool = False  # give full pages a `next` link (which leads to an empty page)
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    counter: int = 0
+
+    def issue_access(self, user: str) -> str:
+        with self.lock:
+            self.counter += 1
+            token = f"standin-access-{user}-{self.counter:06d}"
+            self.access_tokens[token] = user
+        return token
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, *args) -> None:  # keep test output clean
+        pass
+
+    def _send(self, status: int, body: dict, headers: dict | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _begin(self) -> StandinState:
+        state = self.server.state
+        with state.lock:
+            state.requests.append((self.command, urlparse(self.path).path))
+        if state.latency:
+            time.sleep(state.latency)  # models network latency (benchmark only)
+        return state
+
+    def do_POST(self) -> None:
+        state = self._begin()
+        if urlparse(self.path).path != "/api/token":
+            return self._send(404, {"error": {"status": 404, "message": "not found"}})
+        length = int(self.headers.get("Content-Length", 0))
+        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        expected = base64.b64encode(f"{state.client_id}:{state.client_secret}".encode()).decode()
+        if self.headers.get("Authorization") != f"Basic {expected}":
+            return self._send(
+                400, {"error": "invalid_client", "error_description": "Invalid client"}
+            )
+        grant = form.get("grant_type")
+        if grant == "client_credentials":
+            return self._send(
+                200,
+                {"access_token": "standin-cc-token", "token_type": "Bearer", "expires_in": 3600},
+            )
+        if grant == "refresh_token":
+            user = state.refresh_tokens.get(form.get("refresh_token", ""))
+            if user is None:
+                return self._send(
+                    400, {"error": "invalid_grant", "error_description": "Refresh token revoked"}
+                )
+            body = {
+                "access_token": state.issue_access(user),
+                "token_type": "Bearer",
+                "expires_in": 3600,
+                "scope": "user-read-recently-played",
+            }
+            if state.rotate:
+                new = f"standin-refresh-{user}-{state.counter:06d}"
+                with state.lock:
+                    del state.refresh_tokens[form["refresh_token"]]
+                    state.refresh_tokens[new] = user
+                body["refresh_token"] = new
+            return self._send(200, body)
+        if grant == "authorization_code":
+            user = state.auth_codes.pop(form.get("code", ""), None)
+            if user is None:
+                return self._send(
+                    400,
+                    {"error": "invalid_grant", "error_description": "Invalid authorization code"},
+                )
+            refresh = f"standin-refresh-{user}-login"
+            state.refresh_tokens[refresh] = user
+            return self._send(
+                200,
+                {
+                    "access_token": state.issue_access(user),
+                    "token_type": "Bearer",
+                    "expires_in": 3600,
+                    "refresh_token": refresh,
+                    "scope": "user-read-recently-played",
+                },
+            )
+        return self._send(400, {"error": "unsupported_grant_type"})
+
+    def do_GET(self) -> None:
+        state = self._begin()
+        url = urlparse(self.path)
+        auth = self.headers.get("Authorization", "")
+        user = state.access_tokens.get(auth.removeprefix("Bearer "))
+        if user is None:
+            return self._send(401, {"error": {"status": 401, "message": "Invalid access token"}})
+        if url.path == "/v1/me":
+            return self._send(200, {"id": user, "display_name": user.title()})
+        if url.path == "/v1/me/player/recently-played":
+            query = parse_qs(url.query)
+            limit = int(query.get("limit", ["20"])[0])
+            if "before" in query:  # Spotify: nothing is reachable past the 50-play window
+                return self._send(200, {"items": [], "next": None, "cursors": None, "limit": limit})
+            items = state.plays.get(user, [])[:limit]
+            nxt = None
+            if state.next_link and len(items) == limit:
+                host = f"http://{self.headers['Host']}"
+                nxt = f"{host}/v1/me/player/recently-played?before=1&limit={limit}"
+            return self._send(200, {"items": items, "next": nxt, "cursors": None, "limit": limit})
+        return self._send(404, {"error": {"status": 404, "message": "not found"}})
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    state: StandinState
+
+
+class Standin:
+    """Context manager running the stand-in on a free loopback port."""
+
+    def __init__(self, state: StandinState | None = None):
+        self.state = state or StandinState()
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.state = self.state
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base}/v1"
+
+    def __enter__(self) -> Standin:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
