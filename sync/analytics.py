@@ -14,3 +14,15 @@ def refresh_days(conn: psycopg.Connection, user_key: int, played_at: Iterable[da
     Called inside the same transaction as the insert (or update) of those plays.
     """
     return None
+
+
+def cmd_aggregate(args, settings) -> int:
+    from sync.errors import UserError
+
+    raise UserError("aggregate is not available yet")
+
+
+def cmd_set_timezone(args, settings) -> int:
+    from sync.errors import UserError
+
+    raise UserError("users set-timezone is not available yet")

@@ -102,7 +102,56 @@ def build_parser() -> argparse.ArgumentParser:
 
     users = sub.add_parser("users", help="list users: status, last sync, plays, token expiry")
     users.set_defaults(func=cmd_users)
+    users_sub = users.add_subparsers(dest="users_command", metavar="ACTION", parser_class=_Parser)
+    tz = users_sub.add_parser(
+        "set-timezone", help="set a user's IANA time zone and rebuild analytics"
+    )
+    tz.add_argument("user", metavar="USER", help="Spotify user id (or alias user-N)")
+    tz.add_argument("zone", metavar="ZONE", help="IANA time zone, e.g. Europe/Berlin")
+    tz.set_defaults(func=_lazy("sync.analytics", "cmd_set_timezone"))
+    remove = users_sub.add_parser("remove", help="remove a user (and their plays)")
+    remove.add_argument("user", metavar="USER", help="Spotify user id (or alias user-N)")
+    remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    remove.add_argument("--keep-history", action="store_true", help="keep the user's plays")
+    remove.set_defaults(func=_lazy("sync.login", "cmd_remove_user"))
+
+    login = sub.add_parser("login", help="sign in with Spotify and store the user's refresh token")
+    login.add_argument(
+        "--headless",
+        action="store_true",
+        help="no browser here: print the URL, paste the redirected URL back",
+    )
+    login.set_defaults(func=_lazy("sync.login", "cmd_login"))
+
+    imp = sub.add_parser("import", help="import Spotify's data export (zip, folder or files)")
+    imp.add_argument("paths", nargs="+", metavar="PATH", help="export .zip, folder or .json files")
+    imp.add_argument("--user", required=True, metavar="ID", help="Spotify user id to import for")
+    imp.set_defaults(func=_lazy("sync.importer", "cmd_import"))
+
+    doctor = sub.add_parser("doctor", help="check settings, database, Spotify app, users, schedule")
+    doctor.set_defaults(func=_lazy("sync.doctor", "cmd_doctor"))
+
+    agg = sub.add_parser("aggregate", help="rebuild the analytics tables from the history")
+    agg.add_argument("--user", action="append", default=[], metavar="ID", help="only this user")
+    agg.add_argument("--full", action="store_true", help="rebuild everything from scratch")
+    agg.set_defaults(func=_lazy("sync.analytics", "cmd_aggregate"))
+
+    stats = sub.add_parser("stats", help="print listening statistics in the terminal")
+    stats.add_argument("--user", metavar="ID", help="Spotify user id (default: the only user)")
+    stats.add_argument("--period", default="4w", metavar="P", help="4w, 6m, 1y, all or YYYY")
+    stats.set_defaults(func=_lazy("sync.stats", "cmd_stats"))
     return parser  # fmt: skip
+
+
+def _lazy(module: str, name: str):
+    """Import a command's module only when it runs, so `run` stays quick to start."""
+
+    def call(args: argparse.Namespace, settings: Settings) -> int:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(args, settings)
+
+    return call
 
 
 def _open(settings: Settings):
