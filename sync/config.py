@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +54,17 @@ class Settings:
         """Values that must never be printed (used by the log/summary scrubber)."""
         values = [self.client_secret, self.client_id]
         if self.database_url:
-            password = urlparse(self.database_url).password
-            values += [self.database_url, password]
+            values += [self.database_url, url_password(self.database_url)]
         return [v for v in values if v]
+
+
+def url_password(url: str) -> str | None:
+    """The password in a connection URL, or None (also for URLs too broken to parse)."""
+    try:
+        return urlparse(url).password
+    except ValueError:
+        match = re.search(r"://[^:/@]*:([^@]+)@", url)
+        return match.group(1) if match else None
 
 
 def _bool(env: Mapping[str, str], name: str) -> bool:
@@ -75,6 +84,16 @@ def _url(env: Mapping[str, str], name: str, default: str) -> str:
     return value.rstrip("/")
 
 
+def _scheme(url: str) -> str | None:
+    """The URL scheme, or None when the URL cannot be parsed at all (e.g. a stray '[')."""
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 - raises ValueError on a non-numeric port
+    except ValueError:
+        return None
+    return parsed.scheme
+
+
 def load_dotenv_file(path: Path | None = None) -> None:
     """Load .env for local use without overriding the real environment."""
     from dotenv import load_dotenv
@@ -91,13 +110,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "DATABASE_URL is not set: add a DATABASE_URL secret to the repository "
             "(Settings > Secrets and variables > Actions) with your Postgres connection string"
         )
-    if database_url is not None and urlparse(database_url).scheme not in (
-        "postgres",
-        "postgresql",
-    ):
+    if database_url is not None and _scheme(database_url) not in ("postgres", "postgresql"):
         raise ConfigError(
-            "DATABASE_URL must be a connection string starting with postgresql:// "
-            "(Supabase: Project Settings > Database > Connection string, session mode)"
+            "DATABASE_URL is not a valid connection string: use "
+            "postgresql://USER:PASSWORD@HOST:5432/DBNAME (Supabase: Project Settings > "
+            "Database > Connection string, session mode)"
         )
     run_url = None
     if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):

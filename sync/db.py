@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg
 
-from sync.config import Settings
+from sync.config import Settings, url_password
 from sync.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
@@ -42,18 +42,29 @@ def connect(url: str) -> psycopg.Connection:
     try:
         # prepare_threshold=None keeps us compatible with transaction poolers.
         return psycopg.connect(url, connect_timeout=15, prepare_threshold=None)
-    except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    except psycopg.ProgrammingError as exc:  # libpq could not parse the URL
+        reason = _first_line(exc)
         raise UserError(
-            f"cannot connect to the database ({_scrub(reason, url)}): check DATABASE_URL "
-            "and that the server accepts connections"
+            f"DATABASE_URL is not a valid connection string ({_scrub(reason, url)}): use "
+            "postgresql://USER:PASSWORD@HOST:5432/DBNAME"
+        ) from None
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else ""
+        raise UserError(
+            f"cannot connect to the database ({_scrub(reason or type(exc).__name__, url)}): "
+            "check DATABASE_URL and that the server accepts connections"
         ) from None
 
 
-def _scrub(text: str, url: str) -> str:
-    from urllib.parse import urlparse
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
-    password = urlparse(url).password
+
+def _scrub(text: str, url: str) -> str:
+    """Remove the URL and its password from a driver message (libpq may quote either)."""
+    text = text.replace(url, "DATABASE_URL")
+    password = url_password(url)
     return text.replace(password, "***") if password else text
 
 

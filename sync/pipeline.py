@@ -18,7 +18,6 @@ from sync.spotify import (
     RECENTLY_PLAYED_LIMIT,
     InvalidClient,
     SpotifyClient,
-    SpotifyError,
     Unauthorized,
 )
 from sync.storage import User
@@ -99,7 +98,9 @@ def fetch_window(
     """Read the recently-played window; return raw items and whether a gap is possible.
 
     The whole first page is always read (late plays can be older than the newest stored
-    one); `next` is followed only while a page still holds plays newer than `newest`.
+    one); `next` is followed only while a page holds nothing but plays newer than `newest`:
+    items come newest first, so once a page reaches the stored plays, older pages hold
+    nothing new (and asking would cost every user an extra request every run).
     """
     items: list = []
     possible_gap = False
@@ -113,11 +114,18 @@ def fetch_window(
             except (SkipItem, AttributeError):
                 continue
         newer = [t for t in times if newest is None or t > newest]
+        reached_stored = len(newer) < len(times)
         if index == 0 and newest is not None and len(page_items) >= RECENTLY_PLAYED_LIMIT:
-            possible_gap = len(newer) == len(page_items)
-        if not page_items or not newer or len(items) >= max_tracks:
+            possible_gap = bool(times) and not reached_stored
+        if not page_items or not newer or reached_stored or len(items) >= max_tracks:
             break
     return items[:max_tracks], possible_gap
+
+
+def fair_order(users: Sequence[User], last_attempt: dict[int, datetime]) -> list[User]:
+    """Never-attempted users first, then the longest-waiting: a time budget that runs out
+    every hour must not starve the same users every hour."""
+    return sorted(users, key=lambda u: (u.key in last_attempt, last_attempt.get(u.key), u.key))
 
 
 def sync_user(conn: psycopg.Connection, ctx: Context, user: User) -> UserResult:
@@ -142,7 +150,10 @@ def sync_user(conn: psycopg.Connection, ctx: Context, user: User) -> UserResult:
     try:
         items, possible_gap = fetch_window(ctx.client, token, newest, ctx.options.max_tracks)
     except Unauthorized:
-        # exactly one refresh and one retry
+        # Exactly one refresh and one retry. Reload the row first: a refresh above may have
+        # rotated the refresh token, and the old one is no longer valid.
+        user = storage.load_user(conn, user.key)
+        conn.rollback()
         token = tokens.refresh_access_token(conn, ctx.client, user, ctx.now(), ctx.redactor.protect)
         items, possible_gap = fetch_window(ctx.client, token, newest, ctx.options.max_tracks)
     plays, skipped = parse_items(items)
@@ -212,12 +223,11 @@ def run_sync(
     conns = _Connections(url, connect)
     fatal: list[BaseException] = []
 
-    def work(user: User) -> UserResult:
+    def attempt(user: User) -> UserResult:
         if fatal:
             return UserResult(user.key, user.user_id, status="skipped", error="run stopped early")
         if budget is not None and clock() - started >= budget:
             return UserResult(user.key, user.user_id, status="skipped", error="time budget reached")
-        begun = clock()
         conn = conns.get()
         if not storage.try_lock_user(conn, user.key):
             res = UserResult(user.key, user.user_id, status="skipped")
@@ -239,7 +249,7 @@ def run_sync(
             res = UserResult(user.key, user.user_id, status="needs_reauth")
             res.newly_needs_reauth = True
             res.error_class, res.error = _describe(exc)
-        except (SpotifyError, psycopg.Error, LookupError, ValueError, OSError) as exc:
+        except Exception as exc:  # anything else fails this user only, never the others
             if not conn.closed:
                 conn.rollback()
             res = UserResult(user.key, user.user_id, status="failed")
@@ -250,6 +260,14 @@ def run_sync(
                     storage.unlock_user(conn, user.key)
                 except psycopg.Error:
                     conn.close()
+        return res
+
+    def work(user: User) -> UserResult:
+        """Attempt one user, then log and record the result whatever it was (skips too)."""
+        begun = clock()
+        begun_at = ctx.now()
+        res = attempt(user)
+        res.started_at = res.started_at or begun_at
         res.duration_s = clock() - begun
         res.error = ctx.redactor.redact(res.error) if res.error else None
         if run_id is not None:
@@ -263,6 +281,7 @@ def run_sync(
             results = list(pool.map(work, users))
     finally:
         conns.close()
+    results.sort(key=lambda r: r.key)  # report in a stable order, whatever ran first
     return RunResult(
         run_id=run_id, users=results, duration_s=clock() - started, dry_run=ctx.options.dry_run
     )
