@@ -1,12 +1,468 @@
-"""`sync doctor`: explain what is wrong with a set-up. Not built yet."""
+"""`sync doctor`: explain what is wrong with a set-up, one line per check, with the fix.
+
+Checks run in the order a set-up is built: settings, database (reachable, migrated,
+row level security), the Spotify app's credentials, each user's sign-in, and whether
+the schedule is actually running. Doctor only reads: it applies no migration, refreshes
+no user token and writes nothing. Exit 1 when something blocks syncing, else 0.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TextIO
+from urllib.parse import parse_qs, urlparse
 
-from sync.config import Settings
+import psycopg
+
+from sync import db, tokens
+from sync.config import (
+    DEFAULT_ACCOUNTS_URL,
+    DEFAULT_API_URL,
+    Settings,
+    load_settings,
+    url_password,
+)
 from sync.errors import UserError
+from sync.login import SCOPES, parse_redirect_uri
+from sync.redact import Redactor
+from sync.report import alias
+from sync.spotify import InvalidClient, SpotifyClient, SpotifyError, TemporaryError
+from sync.storage import User
+
+log = logging.getLogger(__name__)
+
+OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
+STALE_AFTER = timedelta(hours=2)  # hourly schedule + GitHub's delays
+EXPIRY_WARN_DAYS = 30
+_SPOTIFY_KEY = re.compile(r"^[0-9a-f]{32}$")
+_PLACEHOLDER = re.compile(r"\[?YOUR[-_ ]PASSWORD\]?", re.IGNORECASE)
 
 
-def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
-    raise UserError("doctor is not available yet")
+@dataclass(frozen=True)
+class Check:
+    status: str  # ok | warn | FAIL | skip
+    name: str
+    detail: str
+    fix: str | None = None
+
+    def line(self) -> str:
+        text = f"{self.status:<5} {self.name}: {self.detail}"
+        if self.fix and self.status in (WARN, FAIL):
+            text += f" -> fix: {self.fix}"
+        return text
+
+
+# -- settings (pure) --------------------------------------------------------------------
+def check_settings(env: Mapping[str, str]) -> tuple[list[Check], Settings | None]:
+    """Each setting present and well formed. Returns the settings when they load at all."""
+    if _PLACEHOLDER.search(env.get("DATABASE_URL", "")):  # Supabase's copy-paste template
+        others = {k: v for k, v in env.items() if k not in ("DATABASE_URL", "GITHUB_ACTIONS")}
+        rest, _ = check_settings(others)
+        placeholder = Check(
+            FAIL,
+            "DATABASE_URL",
+            "still holds Supabase's YOUR-PASSWORD placeholder",
+            "replace it with the database password (Supabase: Project Settings > Database "
+            "> Reset database password)",
+        )
+        return [placeholder, *(c for c in rest if c.name != "DATABASE_URL")], None
+    try:
+        settings = load_settings(env)
+    except UserError as exc:
+        return [Check(FAIL, "settings", str(exc))], None
+    checks = [_check_database_url(settings)]
+    secret_fix = (
+        "copy it from your app in the Spotify developer dashboard (Settings > Basic "
+        "Information) into .env and into the repository's Actions secrets"
+    )
+    for name, value in (
+        ("SPOTIFY_CLIENT_ID", settings.client_id),
+        ("SPOTIFY_CLIENT_SECRET", settings.client_secret),
+    ):
+        if not value:
+            checks.append(Check(FAIL, name, "not set", secret_fix))
+        elif not _SPOTIFY_KEY.match(value):
+            checks.append(
+                Check(
+                    WARN,
+                    name,
+                    "set, but not 32 hex characters as Spotify issues "
+                    "them (a stray quote or a truncated copy?)",
+                    secret_fix,
+                )
+            )
+        else:
+            checks.append(Check(OK, name, "set"))
+    try:
+        parse_redirect_uri(settings.redirect_uri)
+        checks.append(Check(OK, "SPOTIFY_REDIRECT_URI", settings.redirect_uri))
+    except UserError as exc:  # only `login` uses it
+        checks.append(Check(WARN, "SPOTIFY_REDIRECT_URI", f"{exc} (only login uses it)"))
+    for name, value, default in (
+        ("SPOTIFY_API_URL", settings.api_url, DEFAULT_API_URL),
+        ("SPOTIFY_ACCOUNTS_URL", settings.accounts_url, DEFAULT_ACCOUNTS_URL),
+    ):
+        if value != default:
+            checks.append(Check(OK, name, f"{value} (instead of Spotify's {default})"))
+    return checks, settings
+
+
+def _check_database_url(settings: Settings) -> Check:
+    url = settings.database_url
+    if url is None:
+        return Check(
+            WARN,
+            "DATABASE_URL",
+            f"not set: using the embedded Postgres in {settings.data_dir}/ on this machine",
+            "fine for trying it out; to sync from GitHub Actions put your database's "
+            "connection string in .env and in the DATABASE_URL repository secret",
+        )
+    parsed = urlparse(url)  # load_settings has checked that it parses, port included
+    port = parsed.port or 5432
+    if port == 6543:
+        return Check(
+            FAIL,
+            "DATABASE_URL",
+            "uses port 6543, Supabase's transaction pooler: the job keeps a session-level "
+            "lock per user, which a transaction pooler breaks (users get skipped or synced twice)",
+            "use the session pooler connection string (port 5432) or the direct connection",
+        )
+    host = parsed.hostname or parse_qs(parsed.query).get("host", ["local socket"])[0]
+    hostport = f"{host}:{port}"
+    dbname = parsed.path.lstrip("/") or "(default database)"
+    return Check(OK, "DATABASE_URL", f"set ({hostport}/{dbname})")
+
+
+# -- database -------------------------------------------------------------------------
+def check_database(
+    settings: Settings,
+    connect: Callable[[str], psycopg.Connection] = db.connect,
+    database_url: Callable[[Settings], str] = db.database_url,
+) -> tuple[list[Check], psycopg.Connection | None]:
+    """Reachable, migrated, row level security on. Returns the open connection when reachable."""
+    try:
+        conn = connect(database_url(settings))
+    except UserError as exc:
+        return [Check(FAIL, "database", str(exc))], None
+    version = conn.execute("show server_version").fetchone()[0]
+    checks = [Check(OK, "database", f"reachable (PostgreSQL {version.split()[0]})")]
+    known = [v for v, _ in db.migrations()]
+    applied = db.applied_versions(conn)
+    conn.rollback()
+    pending = [v for v in known if v not in applied]
+    unknown = sorted(applied - set(known))
+    if pending:
+        checks.append(
+            Check(
+                WARN,
+                "migrations",
+                f"{len(pending)} pending ({', '.join(pending)})",
+                "python -m sync migrate (run applies them first too; or paste the files from "
+                "sql/ into Supabase's SQL editor in order)",
+            )
+        )
+    else:
+        checks.append(Check(OK, "migrations", f"all {len(known)} applied"))
+    if unknown:
+        checks.append(
+            Check(
+                WARN,
+                "migrations",
+                f"the database has migrations this code lacks ({', '.join(unknown)})",
+                "update your fork (Sync fork on GitHub, or git pull)",
+            )
+        )
+    checks.append(_check_rls(conn))
+    return checks, conn
+
+
+def _check_rls(conn: psycopg.Connection) -> Check:
+    """Every table next to user_tokens must have row level security on (Supabase's API)."""
+    rows = conn.execute(
+        """select c.relname, c.relrowsecurity
+             from pg_class c
+            where c.relkind in ('r', 'p')
+              and c.relnamespace = (select relnamespace from pg_class
+                                     where oid = to_regclass('user_tokens'))
+            order by c.relname"""
+    ).fetchall()
+    conn.rollback()
+    if not rows:
+        return Check(SKIP, "row level security", "no tables yet")
+    off = [name for name, on in rows if not on]
+    if off:
+        return Check(
+            WARN,
+            "row level security",
+            f"off on {', '.join(off)}: Supabase's API keys can read those tables",
+            "; ".join(f"alter table {name} enable row level security" for name in off),
+        )
+    return Check(OK, "row level security", f"on for all {len(rows)} tables")
+
+
+# -- Spotify -----------------------------------------------------------------------
+def check_spotify(settings: Settings, client: SpotifyClient | None = None) -> Check:
+    """A client credentials token request proves the app's id and secret are accepted."""
+    name = "Spotify app"
+    if not (settings.client_id and settings.client_secret):
+        return Check(SKIP, name, "not checked: client id or secret missing (see above)")
+    client = client or SpotifyClient(
+        settings.api_url,
+        settings.accounts_url,
+        settings.client_id,
+        settings.client_secret,
+        max_retries=1,
+        backoff_base=0.5,
+        timeout=(5.0, 10.0),
+    )
+    try:
+        client.client_credentials()
+    except InvalidClient as exc:
+        return Check(
+            FAIL,
+            name,
+            f"Spotify refused the client id and secret ({exc})",
+            "copy both again from the app's settings in the developer dashboard; after "
+            "'Rotate client secret' the old secret stops working",
+        )
+    except TemporaryError as exc:
+        return Check(
+            FAIL,
+            name,
+            f"could not reach Spotify's accounts service ({exc})",
+            "check the network (and SPOTIFY_ACCOUNTS_URL), then try again",
+        )
+    except SpotifyError as exc:
+        return Check(
+            FAIL,
+            name,
+            f"the client credentials request failed ({exc})",
+            "check SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET",
+        )
+    return Check(OK, name, "client credentials accepted")
+
+
+# -- users --------------------------------------------------------------------------
+def check_users(conn: psycopg.Connection, now: datetime, show_ids: bool = False) -> list[Check]:
+    """Each user's token status, scope and days until Spotify's 6-month limit."""
+    if conn.execute("select to_regclass('user_tokens')").fetchone()[0] is None:
+        conn.rollback()
+        return [Check(SKIP, "users", "no user_tokens table yet (run python -m sync migrate)")]
+    rows = conn.execute(
+        """select u.id, u.user_id, u.status, u.status_reason, u.scope, u.authorized_at,
+                  (select max(r.finished_at) from sync_run_users r
+                    where r.user_id = u.id and r.status = 'ok')
+             from user_tokens u order by u.id"""
+    ).fetchall()
+    conn.rollback()
+    login_fix = (
+        "that person runs python -m sync login (signed in to Spotify as that account) with "
+        "DATABASE_URL pointing at this database"
+    )
+    if not any(status != "removed" for _, _, status, *_ in rows):
+        return [
+            Check(
+                FAIL,
+                "users",
+                "none to sync yet",
+                "python -m sync login (on your laptop, with DATABASE_URL set to this database)",
+            )
+        ]
+    checks = []
+    for key, user_id, status, reason, scope, authorized_at, last_ok in rows:
+        name = alias(key, user_id, show_ids)
+        if status == "removed":
+            checks.append(Check(OK, name, "removed, history kept; not synced"))
+            continue
+        if status == "needs_reauth":
+            checks.append(
+                Check(FAIL, name, f"needs to sign in again ({reason or 'no reason'})", login_fix)
+            )
+            continue
+        granted = set((scope or "").split())
+        missing = [s for s in SCOPES if s not in granted]
+        if scope is not None and missing:
+            checks.append(
+                Check(FAIL, name, f"token lacks the scope {', '.join(missing)}", login_fix)
+            )
+            continue
+        expires = tokens.refresh_token_expires_at(
+            User(key, user_id, "", None, None, scope, authorized_at, status, reason)
+        )
+        days = (expires - now).days
+        synced = f"last ok sync {_ago(now - last_ok)} ago" if last_ok else "never synced"
+        scope_text = f"scope {scope}" if scope else "scope not known until the first refresh"
+        detail = f"active, {scope_text}, {synced}"
+        if expires <= now:
+            checks.append(
+                Check(
+                    FAIL,
+                    name,
+                    f"{detail}; refresh token passed Spotify's 6-month limit on {expires:%Y-%m-%d}",
+                    login_fix,
+                )
+            )
+        elif days < EXPIRY_WARN_DAYS:
+            checks.append(
+                Check(
+                    WARN,
+                    name,
+                    f"{detail}; refresh token expires in {days} days ({expires:%Y-%m-%d})",
+                    login_fix,
+                )
+            )
+        else:
+            checks.append(Check(OK, name, f"{detail}; refresh token good for {days} more days"))
+    return checks
+
+
+# -- runs ---------------------------------------------------------------------------
+SCHEDULE_REASONS = (
+    "the hourly schedule is not running. Usually: (1) a fork starts with Actions and "
+    "scheduled workflows off: open the Actions tab, enable workflows, then sync > Enable "
+    "workflow; (2) GitHub pauses schedules in public repositories after 60 days without "
+    "activity: sync > Enable workflow (or gh workflow enable sync.yml); (3) a secret is missing "
+    "or wrong, so runs fail before they reach the database: open the latest sync run in the "
+    "Actions tab"
+)
+
+
+def check_last_run(conn: psycopg.Connection, now: datetime) -> Check:
+    """The newest run's time and result; older than two hours means no schedule."""
+    name = "last run"
+    if conn.execute("select to_regclass('sync_runs')").fetchone()[0] is None:
+        conn.rollback()
+        return Check(SKIP, name, "no sync_runs table yet (run python -m sync migrate)")
+    row = conn.execute(
+        """select id, started_at, finished_at, status, trigger, run_url, users_total,
+                  users_synced, users_failed, tracks_added
+             from sync_runs where not dry_run order by started_at desc, id desc limit 1"""
+    ).fetchone()
+    if row is None:
+        conn.rollback()
+        return Check(
+            WARN,
+            name,
+            "no run recorded yet",
+            "python -m sync run here, or on GitHub: Actions > sync > Run workflow",
+        )
+    run_id, started, finished, status, trigger, run_url, total, synced, failed, added = row
+    failures = conn.execute(
+        """select coalesce(error_class, status), count(*) from sync_run_users
+            where run_id = %s and status in ('failed', 'needs_reauth') group by 1 order by 1""",
+        (run_id,),
+    ).fetchall()
+    conn.rollback()
+    when = finished or started
+    age = now - when
+    summary = f"{when:%Y-%m-%d %H:%M} UTC ({_ago(age)} ago, {trigger or 'unknown trigger'})"
+    if age > STALE_AFTER:
+        return Check(FAIL, name, f"{summary}: {status}; nothing newer", SCHEDULE_REASONS)
+    where = f"; details: {run_url}" if run_url else ""
+    if status == "ok":
+        return Check(
+            OK, name, f"{summary}: ok, {synced} of {total} users synced, {added} new plays"
+        )
+    if status == "failed":
+        kinds = ", ".join(f"{n} {kind}" for kind, n in failures) or "see the log"
+        return Check(
+            WARN,
+            name,
+            f"{summary}: failed, {failed} of {total} users failed ({kinds})",
+            f"python -m sync users shows who{where}",
+        )
+    if status == "running" and now - started > timedelta(hours=1):
+        return Check(
+            WARN,
+            name,
+            f"{summary}: never finished (cancelled or timed out?)",
+            f"look at that run in the Actions tab{where}",
+        )
+    if status == "running":
+        return Check(OK, name, f"{summary}: running now")
+    return Check(WARN, name, f"{summary}: {status}", f"run it again{where}")
+
+
+def _ago(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
+# -- all together ----------------------------------------------------------------
+def diagnose(
+    env: Mapping[str, str],
+    *,
+    connect: Callable[[str], psycopg.Connection] = db.connect,
+    database_url: Callable[[Settings], str] = db.database_url,
+    client: SpotifyClient | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    emit: Callable[[Check], None] | None = None,
+) -> list[Check]:
+    """Run every check in order; later checks are skipped when what they need is broken."""
+    checks: list[Check] = []
+
+    def add(*new: Check) -> None:
+        for check in new:
+            checks.append(check)
+            if emit:
+                emit(check)
+
+    found, settings = check_settings(env)
+    add(*found)
+    if settings is None:
+        add(Check(SKIP, "database, Spotify app, users, last run", "not checked: fix the settings"))
+        return checks
+    found, conn = check_database(settings, connect, database_url)
+    add(*found)
+    add(check_spotify(settings, client))
+    if conn is None:
+        add(Check(SKIP, "users, last run", "not checked: the database is not reachable"))
+        return checks
+    try:
+        add(*check_users(conn, now(), settings.show_user_ids))
+        add(check_last_run(conn, now()))
+    finally:
+        conn.close()
+    return checks
+
+
+def _redactor(env: Mapping[str, str]) -> Redactor:
+    redactor = Redactor()
+    url = env.get("DATABASE_URL", "").strip()
+    for value in (env.get("SPOTIFY_CLIENT_SECRET", "").strip(), url, url and url_password(url)):
+        redactor.protect(value or None)
+    return redactor
+
+
+def run_doctor(env: Mapping[str, str], out: TextIO, **kwargs) -> int:
+    """Print one line per check as it completes; exit 1 when anything blocks syncing."""
+    redactor = _redactor(env)
+
+    def emit(check: Check) -> None:
+        out.write(redactor.redact(check.line()) + "\n")
+        out.flush()
+
+    checks = diagnose(env, emit=emit, **kwargs)
+    failed = sum(c.status == FAIL for c in checks)
+    warned = sum(c.status == WARN for c in checks)
+    if failed:
+        out.write(f"doctor: {failed} problem(s) block syncing ({warned} warning(s))\n")
+    else:
+        out.write(f"doctor: nothing blocks syncing ({warned} warning(s))\n")
+    return 1 if failed else 0
+
+
+def cmd_doctor(args: argparse.Namespace, settings: Settings | None) -> int:
+    """Settings are re-read from the environment: doctor must explain malformed ones too."""
+    return run_doctor(os.environ, sys.stdout)

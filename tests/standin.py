@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 
 @dataclass
@@ -24,6 +24,12 @@ class StandinState:
     refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> user
     access_tokens: dict[str, str] = field(default_factory=dict)  # access token -> user
     auth_codes: dict[str, str] = field(default_factory=dict)  # code -> user
+    # /authorize: who "clicks Agree" (None: nobody is signed in), or the error to send back
+    authorize_user: str | None = None
+    authorize_error: str | None = None
+    redirect_uris: set[str] | None = None  # registered redirect URIs (None: accept any)
+    code_redirects: dict[str, str] = field(default_factory=dict)  # code -> its redirect URI
+    authorize_requests: list[dict[str, str]] = field(default_factory=list)  # query of each
     rotate: bool = False  # answer refreshes with a new refresh token
     next_link: bool = False  # give full pages a `next` link (which leads to an empty page)
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
@@ -99,7 +105,11 @@ class _Handler(BaseHTTPRequestHandler):
                 body["refresh_token"] = new
             return self._send(200, body)
         if grant == "authorization_code":
-            user = state.auth_codes.pop(form.get("code", ""), None)
+            code = form.get("code", "")
+            user = state.auth_codes.pop(code, None)
+            expected_redirect = state.code_redirects.pop(code, None)
+            if expected_redirect is not None and form.get("redirect_uri") != expected_redirect:
+                user = None  # Spotify: the redirect_uri must equal the authorize request's
             if user is None:
                 return self._send(
                     400,
@@ -119,9 +129,40 @@ class _Handler(BaseHTTPRequestHandler):
             )
         return self._send(400, {"error": "unsupported_grant_type"})
 
+    def _authorize(self, state: StandinState, query: dict[str, str]) -> None:
+        """Spotify's consent page, already answered: redirect back with a code or an error."""
+        with state.lock:
+            state.authorize_requests.append(query)
+        redirect = query.get("redirect_uri", "")
+        if query.get("client_id") != state.client_id:
+            return self._send(400, {"error": "INVALID_CLIENT: Invalid client"})
+        registered = state.redirect_uris
+        if not redirect or (registered is not None and redirect not in registered):
+            return self._send(400, {"error": "INVALID_CLIENT: Invalid redirect URI"})
+        if query.get("response_type") != "code":
+            return self._send(400, {"error": "unsupported_response_type"})
+        answer = {"state": query["state"]} if "state" in query else {}
+        if state.authorize_error:
+            answer = {"error": state.authorize_error, **answer}
+        elif state.authorize_user is None:
+            return self._send(400, {"error": "nobody is signed in at the stand-in"})
+        else:
+            with state.lock:
+                state.counter += 1
+                code = f"standin-code-{state.counter:06d}"
+                state.auth_codes[code] = state.authorize_user
+                state.code_redirects[code] = redirect
+            answer = {"code": code, **answer}
+        self.send_response(302)
+        self.send_header("Location", f"{redirect}?{urlencode(answer)}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_GET(self) -> None:
         state = self._begin()
         url = urlparse(self.path)
+        if url.path == "/authorize":
+            return self._authorize(state, {k: v[0] for k, v in parse_qs(url.query).items()})
         auth = self.headers.get("Authorization", "")
         user = state.access_tokens.get(auth.removeprefix("Bearer "))
         if user is None:
