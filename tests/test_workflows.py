@@ -1,0 +1,168 @@
+"""The GitHub workflows: schema-valid, zizmor-clean, and hardened the way the README promises."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / ".github" / "workflows"
+SYNC = WORKFLOWS / "sync.yml"
+TESTS = WORKFLOWS / "tests.yml"
+SECRETS = {"DATABASE_URL", "SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET"}
+PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+
+
+def _tool(name: str) -> str:
+    """The dev tool next to this interpreter (the venv), else on PATH; skip when absent."""
+    local = Path(sys.executable).with_name(name)
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        pytest.skip(f"{name} is not installed (pip install -r requirements-dev.txt)")
+    return found
+
+
+def _load(path: Path) -> dict:
+    data = yaml.safe_load(path.read_text())
+    # YAML 1.1 reads the bare key `on` as the boolean True.
+    if True in data:
+        data["on"] = data.pop(True)
+    return data
+
+
+def _steps(workflow: dict):
+    for job in workflow["jobs"].values():
+        yield from job.get("steps", [])
+
+
+def test_workflows_match_github_schema():
+    files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
+    assert len(files) >= 2
+    proc = subprocess.run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_zizmor_offline_has_no_findings():
+    proc = subprocess.run(
+        [_tool("zizmor"), "--offline", "--format", "json", str(WORKFLOWS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout) == [], proc.stdout
+
+
+def test_sync_runs_hourly_at_an_odd_minute():
+    crons = [entry["cron"] for entry in _load(SYNC)["on"]["schedule"]]
+    assert crons
+    for cron in crons:
+        minute, hour, *_ = cron.split()
+        assert minute.isdigit() and int(minute) % 2 == 1, f"{cron}: pick an odd minute, not :00"
+        assert hour == "*", f"{cron}: Spotify keeps only 50 plays, so sync every hour"
+
+
+def test_sync_manual_dispatch_takes_user_and_dry_run():
+    inputs = _load(SYNC)["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["user"]["type"] == "string"
+    assert inputs["user"].get("required", False) is False
+    assert inputs["dry_run"]["type"] == "boolean"
+    assert inputs["dry_run"]["default"] is False
+
+
+@pytest.mark.parametrize("path", [SYNC, TESTS], ids=["sync", "tests"])
+def test_workflow_is_least_privilege_and_bounded(path: Path):
+    workflow = _load(path)
+    assert workflow["permissions"] == {"contents": "read"}
+    for name, job in workflow["jobs"].items():
+        assert "permissions" not in job or job["permissions"] == {"contents": "read"}, name
+        assert 0 < int(job["timeout-minutes"]) <= 60, name
+
+
+@pytest.mark.parametrize("path", [SYNC, TESTS], ids=["sync", "tests"])
+def test_actions_pinned_by_sha_and_checkout_drops_credentials(path: Path):
+    steps = [s for s in _steps(_load(path)) if "uses" in s]
+    assert steps
+    for step in steps:
+        assert PINNED.match(step["uses"]), f"{step['uses']}: pin by a full commit SHA"
+    checkouts = [s for s in steps if s["uses"].startswith("actions/checkout@")]
+    assert checkouts and all(s["with"]["persist-credentials"] is False for s in checkouts)
+
+
+def test_sync_never_cancels_a_running_sync():
+    concurrency = _load(SYNC)["concurrency"]
+    assert concurrency["group"]
+    assert concurrency.get("cancel-in-progress", False) is False
+
+
+def test_sync_is_skipped_in_the_template_repository():
+    job = _load(SYNC)["jobs"]["sync"]
+    assert "!github.event.repository.is_template" in job["if"].replace(" ", "")
+
+
+def test_sync_uses_setup_python_with_pip_cache():
+    setups = [
+        s for s in _steps(_load(SYNC)) if s.get("uses", "").startswith("actions/setup-python@")
+    ]
+    assert setups and setups[0]["with"]["cache"] == "pip"
+
+
+def test_sync_passes_secrets_and_inputs_through_env_only():
+    text = SYNC.read_text()
+    workflow = _load(SYNC)
+    env: dict[str, str] = {}
+    for step in _steps(workflow):
+        run = step.get("run", "")
+        assert "${{" not in run, f"expression expanded inside a script: {run!r}"
+        env.update(step.get("env", {}))
+    for name in SECRETS:
+        assert env[name] == f"${{{{ secrets.{name} }}}}"
+    for name in ("SYNC_SHOW_USER_IDS", "SYNC_SUMMARY_DETAILS"):
+        assert env[name] == f"${{{{ vars.{name} }}}}"  # variables, not secrets: they aren't secret
+    assert env["INPUT_USER"] == "${{ inputs.user }}"
+    assert env["INPUT_DRY_RUN"] == "${{ inputs.dry_run }}"
+    # secrets appear nowhere but in those env entries
+    assert text.count("secrets.") == len(SECRETS)
+    assert "secrets: inherit" not in text and "toJSON(secrets)" not in text
+
+
+def test_sync_runs_the_job_with_the_dispatch_inputs():
+    run = next(s["run"] for s in _steps(_load(SYNC)) if "python -m sync" in s.get("run", ""))
+    assert '--user "$user"' in run
+    assert "--dry-run" in run and "INPUT_DRY_RUN" in run
+    assert "--time-budget" in run
+
+
+def test_tests_workflow_lints_and_tests_against_postgres_service():
+    workflow = _load(TESTS)
+    job = next(iter(workflow["jobs"].values()))
+    service = job["services"]["postgres"]
+    assert service["image"].startswith("postgres:17")
+    assert "pg_isready" in service["options"]
+    assert "5432:5432" in service["ports"]
+    assert job["env"]["TEST_DATABASE_URL"].startswith("postgresql://postgres@127.0.0.1:5432/")
+    runs = "\n".join(s.get("run", "") for s in job["steps"])
+    assert "ruff check ." in runs and "ruff format --check ." in runs
+    assert "python -m pytest -q" in runs
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = "python -m pytest -q"
+    assert f"\n{command}\n" in readme, "the README shows how to run the tests"
+    assert command in ci
+    assert "TEST_DATABASE_URL=" in ci and "127.0.0.1:5432" in ci
+    assert "-eq 5" in ci, "pytest's exit code 5 (no tests collected) must fail CI"
