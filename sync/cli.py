@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sync import db, storage
+from sync import analytics, db, storage
 from sync.config import Settings, load_dotenv_file, load_settings
 from sync.errors import UserError
-from sync.pipeline import Context, Options, run_sync
+from sync.pipeline import Context, Options, fair_order, run_sync
 from sync.redact import RedactingFilter, Redactor
 from sync.report import Reporter, alias, json_report, summary_markdown, write_step_summary
 from sync.spotify import SpotifyClient
@@ -125,7 +125,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import", help="import Spotify's data export (zip, folder or files)")
     imp.add_argument("paths", nargs="+", metavar="PATH", help="export .zip, folder or .json files")
-    imp.add_argument("--user", required=True, metavar="ID", help="Spotify user id to import for")
+    imp.add_argument(
+        "--user",
+        required=True,
+        metavar="ID",
+        help="Spotify user id (or alias user-N) to import for",
+    )
+    imp.add_argument(
+        "--min-seconds",
+        type=float,
+        default=30,
+        metavar="S",
+        help="skip plays shorter than this (default 30, like the Web API)",
+    )
+    imp.add_argument(
+        "--include-podcasts",
+        action="store_true",
+        help="also store podcast episodes (skipped by default)",
+    )
+    imp.add_argument(
+        "--include-video",
+        action="store_true",
+        help="also read Streaming_History_Video files (skipped by default)",
+    )
+    imp.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    imp.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="processes parsing files in parallel (default: CPUs, at most 4)",
+    )
     imp.set_defaults(func=_lazy("sync.importer", "cmd_import"))
 
     doctor = sub.add_parser("doctor", help="check settings, database, Spotify app, users, schedule")
@@ -207,6 +237,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings, redactor: Redactor) ->
             )
         if any(u.status == "active" for u in users):
             settings.require_spotify_credentials()
+        users = fair_order(users, storage.last_attempts(conn))
         options = Options(
             users=args.user,
             dry_run=args.dry_run,
@@ -244,11 +275,16 @@ def cmd_run(args: argparse.Namespace, settings: Settings, redactor: Redactor) ->
                                    "users_skipped", "tracks_added")}  # fmt: skip
                 storage.finish_run(conn, run_id, status, totals)
                 conn.commit()
+        details = ""  # listening details only when the owner opts in (SYNC_SUMMARY_DETAILS)
+        if settings.summary_details and settings.step_summary_path:
+            details = analytics.summary_section(
+                conn, [(u.key, reporter.name(u)) for u in result.users]
+            )
     reporter.finish(result)
     if settings.step_summary_path:
         write_step_summary(
             settings.step_summary_path,
-            summary_markdown(result, reporter.name, settings.run_url),
+            summary_markdown(result, reporter.name, settings.run_url) + details,
             redactor,
         )
     if args.json:
@@ -271,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         load_dotenv_file()
+        if args.command == "doctor":  # explains malformed settings itself, one line each
+            configure_logging(args.verbose, redactor)
+            return args.func(args, None)
         settings = load_settings()
         redactor.github_actions = settings.in_github_actions
         for secret in settings.secrets():

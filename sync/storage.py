@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg.types.json import Jsonb
 
+from sync.export_parse import MATCH_TOLERANCE_MS
 from sync.transform import AlbumRow, ArtistRow, Play, TrackRow
 
 SOURCE_API = 0
@@ -34,13 +36,23 @@ _USER_COLUMNS = (
 
 
 def load_users(conn: psycopg.Connection, only: Sequence[str] | None = None) -> list[User]:
-    sql = f"select {_USER_COLUMNS} from user_tokens"
+    """Users to sync; removed users (history kept, no tokens; sql/004) are never loaded."""
+    sql = f"select {_USER_COLUMNS} from user_tokens where status <> 'removed'"
     params: tuple = ()
     if only:
-        sql += " where user_id = any(%s)"
+        sql += " and user_id = any(%s)"
         params = (list(only),)
     rows = conn.execute(sql + " order by id", params).fetchall()
     return [User(*row) for row in rows]
+
+
+def last_attempts(conn: psycopg.Connection) -> dict[int, datetime]:
+    """When each user was last actually attempted (skips excluded), by user key."""
+    rows = conn.execute(
+        "select user_id, max(started_at) from sync_run_users "
+        "where status <> 'skipped' and started_at is not null group by user_id"
+    ).fetchall()
+    return dict(rows)
 
 
 def load_user(conn: psycopg.Connection, key: int) -> User:
@@ -107,17 +119,27 @@ def _upsert_keys(
         unique.setdefault(row[0], row)
     if not unique:
         return {}
-    cols = list(zip(*unique.values(), strict=True))
+    # Insert in uri order: concurrent users sharing artists/albums/tracks then take row
+    # locks in the same order, so their transactions cannot deadlock each other.
+    cols = list(zip(*(unique[uri] for uri in sorted(unique)), strict=True))
     casts = ", ".join(f"%s::{t}[]" for t in _TYPES[table])
-    conn.execute(
-        f"insert into {table} ({', '.join(columns)}) "
-        f"select * from unnest({casts}) on conflict (uri) do nothing",
-        [list(c) for c in cols],
+    # One round trip: the new rows come back from the insert, the existing ones from
+    # the select (one snapshot, so no row is listed twice).
+    ids = dict(
+        conn.execute(
+            f"with new as (insert into {table} ({', '.join(columns)}) "
+            f"select * from unnest({casts}) on conflict (uri) do nothing returning uri, id) "
+            f"select uri, id from new union all "
+            f"select uri, id from {table} where uri = any(%s)",
+            [*(list(c) for c in cols), list(unique)],
+        ).fetchall()
     )
-    found = conn.execute(
-        f"select uri, id from {table} where uri = any(%s)", (list(unique),)
-    ).fetchall()
-    return dict(found)
+    missing = [uri for uri in unique if uri not in ids]
+    if missing:  # committed by a concurrent run after this statement's snapshot was taken
+        ids.update(
+            conn.execute(f"select uri, id from {table} where uri = any(%s)", (missing,)).fetchall()
+        )
+    return ids
 
 
 _TYPES = {
@@ -130,11 +152,31 @@ _TYPES = {
 }  # fmt: skip
 
 
+def _track_json(t: TrackRow) -> dict:
+    """What adopt_export_placeholders reads (dataclasses.asdict is slow)."""
+    album = t.album
+    return {
+        "uri": t.uri, "spotify_id": t.spotify_id, "name": t.name, "duration_ms": t.duration_ms,
+        "explicit": t.explicit, "isrc": t.isrc, "track_number": t.track_number,
+        "disc_number": t.disc_number,
+        "album": None if album is None else {
+            "uri": album.uri, "spotify_id": album.spotify_id, "name": album.name,
+            "album_type": album.album_type, "release_date": album.release_date,
+            "image_url": album.image_url,
+        },
+        "artists": [{"uri": a.uri, "spotify_id": a.spotify_id, "name": a.name}
+                    for a in t.artists],
+    }  # fmt: skip
+
+
 def upsert_tracks(conn: psycopg.Connection, tracks: Iterable[TrackRow]) -> dict[str, int]:
     """Make sure every track with its album and artists exists; return track uri -> id."""
     tracks = list({t.uri: t for t in tracks}.values())
     if not tracks:
         return {}
+    # Rows an export import created from names take on the real identity (sql/003).
+    fetched = Jsonb([_track_json(t) for t in tracks])
+    conn.execute("select adopt_export_placeholders(%s)", (fetched,))
     artists: list[ArtistRow] = [a for t in tracks for a in t.artists]
     albums: list[AlbumRow] = [t.album for t in tracks if t.album is not None]
     artist_ids = _upsert_keys(
@@ -162,11 +204,11 @@ def upsert_tracks(conn: psycopg.Connection, tracks: Iterable[TrackRow]) -> dict[
             for t in tracks
         ),
     )  # fmt: skip
-    links = [
+    links = sorted(
         (track_ids[t.uri], pos, artist_ids[a.uri])
         for t in tracks
         for pos, a in enumerate(dict.fromkeys(t.artists))
-    ]
+    )
     if links:
         tid, pos, aid = zip(*links, strict=True)
         conn.execute(
@@ -184,14 +226,27 @@ def insert_plays(
     """Insert plays that are not stored yet; return the played_at of each new row."""
     if not plays:
         return []
+    # Most of an hourly window is stored already: skip those before touching the
+    # dimension tables (saves several statements per user on every run).
+    stored = set(
+        r[0]
+        for r in conn.execute(
+            "select played_at from listening_history where user_id = %s and played_at = any(%s)",
+            (key, list({p.played_at for p in plays})),
+        )
+    )
+    plays = [p for p in plays if p.played_at not in stored]
+    if not plays:
+        return []
     track_ids = upsert_tracks(conn, (p.track for p in plays))
     by_time = {p.played_at: track_ids[p.track.uri] for p in plays}
     rows = conn.execute(
         """insert into listening_history (user_id, played_at, track_id, source)
-           select %s, t, k, %s from unnest(%s::timestamptz[], %s::integer[]) as u(t, k)
+           select %s, t, k, %s  -- minus plays an export import holds already (sql/003)
+             from history_api_plays_to_insert(%s, %s::timestamptz[], %s::integer[], %s) as u(t, k)
            on conflict (user_id, played_at) do nothing
            returning played_at""",
-        (key, source, list(by_time), list(by_time.values())),
+        (key, source, key, list(by_time), list(by_time.values()), MATCH_TOLERANCE_MS),
     ).fetchall()
     return [r[0] for r in rows]
 
