@@ -1,28 +1,291 @@
-"""Listening analytics kept current incrementally (stub until the analytics tables exist)."""
+"""Listening analytics kept current incrementally, in each user's own time zone.
+
+The work happens in SQL (sql/002_analytics.sql) so that anything writing plays, not
+only this job, can keep the aggregates current with the same two calls:
+`analytics_refresh_plays(user, played_at[])` after a change, `analytics_rebuild(user)`
+for everything. This module wires them to the job and the CLI, and renders the
+opt-in run-summary section.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+import argparse
+import logging
+import re
+import time
+import zoneinfo
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import psycopg
+
+from sync import db
+from sync.config import Settings
+from sync.errors import UserError
+
+log = logging.getLogger(__name__)
+
+_ALIAS = re.compile(r"^user-(\d+)$")
 
 
 def refresh_days(conn: psycopg.Connection, user_key: int, played_at: Iterable[datetime]) -> None:
     """Recompute the aggregates of the user's local days that hold these plays.
 
-    Called inside the same transaction as the insert (or update) of those plays.
+    Call inside the transaction that inserted the plays (or changed their ms_played),
+    with their played_at. The day of the play after each one is refreshed too, since
+    its estimated listening time depends on the time since its previous play.
     """
-    return None
+    times = sorted(set(played_at))
+    if not times:
+        return
+    conn.execute("select analytics_refresh_plays(%s, %s::timestamptz[])", (user_key, times))
 
 
-def cmd_aggregate(args, settings) -> int:
-    from sync.errors import UserError
+def refresh_tracks(conn: psycopg.Connection, track_ids: Iterable[int]) -> None:
+    """Refresh every user's days holding plays of these tracks.
 
-    raise UserError("aggregate is not available yet")
+    Call when a stored track's length, album or artists change: the aggregates of its
+    plays depend on them (estimates, album and artist figures).
+    """
+    ids = sorted(set(track_ids))
+    if ids:
+        conn.execute("select analytics_refresh_tracks(%s::integer[])", (ids,))
 
 
-def cmd_set_timezone(args, settings) -> int:
-    from sync.errors import UserError
+def rebuild(conn: psycopg.Connection, user_key: int) -> None:
+    """Rebuild every aggregate of one user from listening_history (caller owns the transaction)."""
+    conn.execute("select analytics_rebuild(%s)", (user_key,))
 
-    raise UserError("users set-timezone is not available yet")
+
+def is_stale(conn: psycopg.Connection, user_key: int) -> bool:
+    """True when the daily plays do not add up to the stored plays (written by other means)."""
+    row = conn.execute(
+        """select (select count(*) from listening_history where user_id = %(k)s)
+                  is distinct from
+                  (select coalesce(sum(plays), 0) from listening_days where user_id = %(k)s)""",
+        {"k": user_key},
+    ).fetchone()
+    return bool(row[0])
+
+
+# -- users and zones -------------------------------------------------------------
+@dataclass(frozen=True)
+class UserRef:
+    key: int
+    user_id: str
+    time_zone: str
+
+
+def find_user(conn: psycopg.Connection, ident: str) -> UserRef:
+    """A user by Spotify id or by the alias user-N that logs and summaries show."""
+    row = conn.execute(
+        "select id, user_id, time_zone from user_tokens where user_id = %s", (ident,)
+    ).fetchone()
+    match = _ALIAS.match(ident)
+    if row is None and match:
+        row = conn.execute(
+            "select id, user_id, time_zone from user_tokens where id = %s", (int(match[1]),)
+        ).fetchone()
+    if row is None:
+        raise UserError(
+            f"no user {ident!r}: python -m sync users lists them (Spotify id or alias user-N)"
+        )
+    return UserRef(*row)
+
+
+def all_users(conn: psycopg.Connection) -> list[UserRef]:
+    rows = conn.execute("select id, user_id, time_zone from user_tokens order by id").fetchall()
+    return [UserRef(*row) for row in rows]
+
+
+def canonical_zone(zone: str) -> str:
+    """The IANA name for `zone` (case-insensitive), or UserError naming the fix."""
+    text = zone.strip()
+    try:
+        zoneinfo.ZoneInfo(text)
+        return text
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        pass
+    lowered = {name.lower(): name for name in zoneinfo.available_timezones()}
+    if text.lower() in lowered:
+        return lowered[text.lower()]
+    raise UserError(
+        f"unknown time zone {zone!r}: use an IANA zone name such as Europe/Berlin, "
+        "America/New_York or Asia/Kolkata"
+    )
+
+
+def validate_zone(conn: psycopg.Connection, zone: str) -> str:
+    """A zone both Python's tzdata and the Postgres server know; returns its IANA spelling."""
+    name = canonical_zone(zone)
+    ok = conn.execute("select analytics_is_time_zone(%s)", (name,)).fetchone()[0]
+    if not ok:
+        raise UserError(
+            f"the database server does not know the time zone {name!r}: "
+            "pick a nearby zone with the same offsets, or update the server's time zone data"
+        )
+    return name
+
+
+def open_db(settings: Settings) -> psycopg.Connection:
+    """Connect (DATABASE_URL or embedded) and apply pending migrations."""
+    conn = db.connect(db.database_url(settings))
+    db.migrate(conn)
+    return conn
+
+
+def _label(user: UserRef, settings: Settings) -> str:
+    return user.user_id if settings.show_user_ids else f"user-{user.key}"
+
+
+def cmd_aggregate(args: argparse.Namespace, settings: Settings) -> int:
+    """Rebuild aggregates from the history: stale users, or every chosen user with --full."""
+    conn = open_db(settings)
+    with conn:
+        users = [find_user(conn, ident) for ident in args.user] if args.user else all_users(conn)
+        conn.rollback()
+        if not users:
+            print("no users yet: run `python -m sync login` to add one")
+            return 0
+        rebuilt = 0
+        for user in users:
+            needed = args.full or is_stale(conn, user.key)
+            conn.rollback()  # each rebuild below is its own transaction
+            if not needed:
+                continue
+            started = time.monotonic()
+            with conn.transaction():
+                rebuild(conn, user.key)
+                plays = conn.execute(
+                    "select coalesce(sum(plays), 0) from listening_days where user_id = %s",
+                    (user.key,),
+                ).fetchone()[0]
+            rebuilt += 1
+            print(
+                f"{_label(user, settings)}: rebuilt from {plays:,} plays "
+                f"({user.time_zone}) in {time.monotonic() - started:.1f}s"
+            )
+        if rebuilt == 0:
+            print(f"analytics are up to date for {len(users)} user(s) (--full rebuilds anyway)")
+    return 0
+
+
+def cmd_set_timezone(args: argparse.Namespace, settings: Settings) -> int:
+    """Set a user's zone and rebuild their aggregates in one transaction."""
+    conn = open_db(settings)
+    with conn:
+        user = find_user(conn, args.user)
+        zone = validate_zone(conn, args.zone)
+        conn.rollback()
+        with conn.transaction():
+            conn.execute(
+                "update user_tokens set time_zone = %s, updated_at = now() where id = %s",
+                (zone, user.key),
+            )
+            rebuild(conn, user.key)
+    print(f"{_label(user, settings)}: time zone is now {zone}; analytics rebuilt")
+    return 0
+
+
+# -- opt-in run summary section (SYNC_SUMMARY_DETAILS=true) ---------------------
+@dataclass(frozen=True)
+class UserDetails:
+    """What the opt-in summary shows for one user: today's top artists, the last 24 hours."""
+
+    key: int
+    time_zone: str
+    today: str  # local date, ISO
+    plays_today: int
+    top_artists: list[tuple[str, int]]  # (name, plays) for the local day
+    hours: list[tuple[str, int]]  # (local hour label, plays), oldest first, 24 entries
+
+
+def summary_details(
+    conn: psycopg.Connection, user_keys: Sequence[int], now: datetime | None = None
+) -> list[UserDetails]:
+    """Read the figures for the opt-in summary section (I/O only; rendering is separate)."""
+    now = now or datetime.now(UTC)
+    out = []
+    for key in user_keys:
+        row = conn.execute(
+            "select time_zone, (%s::timestamptz at time zone time_zone)::date "
+            "from user_tokens where id = %s",
+            (now, key),
+        ).fetchone()
+        if row is None:
+            continue
+        zone, today = row
+        plays_today = conn.execute(
+            "select coalesce(sum(plays), 0) from listening_days where user_id = %s and day = %s",
+            (key, today),
+        ).fetchone()[0]
+        top = conn.execute(
+            """select a.name, t.plays from listening_top(%s, 2::smallint, %s, %s, 5) t
+                 join artists a on a.id = t.entity_id order by t.rank""",
+            (key, today, today),
+        ).fetchall()
+        # plays per local hour (a half-hour zone's hours start at :30 UTC), last 24 hours
+        this_hour = conn.execute(
+            "select date_trunc('hour', %s::timestamptz at time zone %s)", (now, zone)
+        ).fetchone()[0]
+        slots = [this_hour - timedelta(hours=23 - i) for i in range(24)]
+        counts = dict(
+            conn.execute(
+                """select date_trunc('hour', played_at at time zone %s), count(*)
+                     from listening_history
+                    where user_id = %s and played_at > %s::timestamptz - interval '26 hours'
+                    group by 1""",
+                (zone, key, now),
+            ).fetchall()
+        )
+        hours = [(f"{slot:%H}h", counts.get(slot, 0)) for slot in slots]
+        out.append(UserDetails(key, zone, today.isoformat(), plays_today, top, hours))
+    return out
+
+
+def _md(text: str) -> str:
+    """Escape Markdown so a track or artist name cannot format or link anything."""
+    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~])", r"\\\1", text.replace("\n", " "))
+
+
+def summary_section(
+    conn: psycopg.Connection, users: Sequence[tuple[int, str]], now: datetime | None = None
+) -> str:
+    """The opt-in run-summary section for these (user key, label) pairs; "" when none."""
+    labels = dict(users)
+    return details_markdown(summary_details(conn, list(labels), now), labels.__getitem__)
+
+
+def details_markdown(details: Sequence[UserDetails], name: Callable[[int], str]) -> str:
+    """The opt-in per-user section: today's top artists and a Mermaid chart of 24 hours."""
+    if not details:
+        return ""
+    out = [
+        "",
+        "### Listening (SYNC_SUMMARY_DETAILS is on: keep this repository private)",
+        "",
+    ]
+    for d in details:
+        out.append(f"#### {_md(name(d.key))} · {d.today} ({d.time_zone})")
+        out.append("")
+        if d.top_artists:
+            out.append(f"Top artists today ({d.plays_today} plays):")
+            out.append("")
+            out += [f"{i}. {_md(artist)} ({plays})" for i, (artist, plays) in
+                    enumerate(d.top_artists, 1)]  # fmt: skip
+        else:
+            out.append("No plays yet today.")
+        top = max((n for _, n in d.hours), default=0)
+        out += [
+            "",
+            "```mermaid",
+            "xychart-beta",
+            f'    title "Plays per hour, last 24 hours ({d.time_zone})"',
+            "    x-axis [" + ", ".join(f'"{label}"' for label, _ in d.hours) + "]",
+            f'    y-axis "plays" 0 --> {max(top, 1)}',
+            "    bar [" + ", ".join(str(n) for _, n in d.hours) + "]",
+            "```",
+            "",
+        ]
+    return "\n".join(out) + "\n"

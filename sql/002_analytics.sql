@@ -1,0 +1,670 @@
+-- 002_analytics.sql: listening analytics per user, in the user's own time zone.
+-- Idempotent: safe to paste into Supabase's SQL editor more than once, after 001.
+--
+-- Everything here is derived from listening_history. After plays are inserted
+-- (or their ms_played changes), call in the same transaction:
+--     select analytics_refresh_plays(<user_tokens.id>, array[<played_at>, ...]::timestamptz[]);
+-- It recomputes only the local days concerned. To rebuild one user from scratch:
+--     select analytics_rebuild(<user_tokens.id>);
+-- Listening time of Web API plays (ms_played is null) is an estimate: see
+-- analytics_play_ms below and docs/analytics.md.
+--
+-- Entity kinds (column kind): 1 = track, 2 = artist (every credited artist of
+-- the track gets the whole play), 3 = album.
+
+-- Each user's IANA time zone: day and hour boundaries follow it.
+alter table user_tokens add column if not exists time_zone text not null default 'UTC';
+
+create or replace function analytics_is_time_zone(zone text) returns boolean
+language plpgsql stable as $$
+begin
+    perform now() at time zone zone;
+    return zone is not null;
+exception when others then
+    return false;
+end $$;
+
+do $$
+begin
+    if not exists (select 1 from pg_constraint where conname = 'user_tokens_time_zone_check') then
+        alter table user_tokens add constraint user_tokens_time_zone_check
+            check (analytics_is_time_zone(time_zone));
+    end if;
+end $$;
+
+-- Per user and local calendar day. hour_plays / hour_ms: 24 entries, the first
+-- for 00:00-00:59 local time (the hour of played_at, the end of playback).
+create table if not exists listening_days (
+    user_id          integer not null,                  -- user_tokens.id
+    day              date not null,                     -- local calendar day
+    plays            integer not null,
+    listening_ms     bigint not null,                   -- exact where known, else estimated
+    estimated_ms     bigint not null,                   -- the part of listening_ms that is estimated
+    distinct_tracks  integer not null,
+    distinct_artists integer not null,
+    first_played_at  timestamptz not null,
+    last_played_at   timestamptz not null,
+    hour_plays       integer[] not null,
+    hour_ms          bigint[] not null,
+    primary key (user_id, day)
+);
+
+-- Hour of day x day of week (ISO: 1 = Monday ... 7 = Sunday), all time.
+create table if not exists listening_hour_weekday (
+    user_id      integer not null,
+    weekday      smallint not null,
+    hour         smallint not null,
+    plays        bigint not null,
+    listening_ms bigint not null,
+    primary key (user_id, weekday, hour)
+);
+
+-- Per user, local day and entity kind: every entity played that day with its
+-- plays and listening time, as three parallel arrays (entity order unspecified).
+-- One row per day and kind keeps ten years of a heavy listener at a few MB and
+-- the hourly update at a few rows. Read it through the view
+-- listening_entities_by_day, or with
+--   select d.day, x.* from listening_day_entities d,
+--          unnest(d.entity_ids, d.plays, d.listening_ms) as x(entity_id, plays, listening_ms)
+create table if not exists listening_day_entities (
+    user_id      integer not null,
+    kind         smallint not null,
+    day          date not null,
+    entity_ids   integer[] not null,
+    plays        integer[] not null,
+    listening_ms bigint[] not null,
+    primary key (user_id, kind, day)
+);
+-- Big arrays go out of line uncompressed: a rebuild spends a tenth of its time
+-- compressing them otherwise, and reading them is faster; they take ~16 bytes an entry.
+alter table listening_day_entities
+    alter column entity_ids set storage external,
+    alter column plays set storage external,
+    alter column listening_ms set storage external;
+
+-- All-time plays and listening time per user and entity. (No index on plays:
+-- updates stay HOT, and a top-N sort over one user's entities is quick.)
+create table if not exists listening_entity_totals (
+    user_id      integer not null,
+    kind         smallint not null,
+    entity_id    integer not null,
+    plays        bigint not null,
+    listening_ms bigint not null,
+    primary key (user_id, kind, entity_id)
+);
+
+alter table listening_days          enable row level security;
+alter table listening_hour_weekday  enable row level security;
+alter table listening_day_entities  enable row level security;
+alter table listening_entity_totals enable row level security;
+
+-- No foreign keys on these tables (a per-row check would slow a rebuild down);
+-- a removed user's aggregates go with this trigger instead.
+create or replace function analytics_forget_user() returns trigger
+language plpgsql as $$
+begin
+    delete from listening_days          where user_id = old.id;
+    delete from listening_hour_weekday  where user_id = old.id;
+    delete from listening_day_entities  where user_id = old.id;
+    delete from listening_entity_totals where user_id = old.id;
+    return old;
+end $$;
+
+drop trigger if exists user_tokens_forget_analytics on user_tokens;
+create trigger user_tokens_forget_analytics after delete on user_tokens
+    for each row execute function analytics_forget_user();
+
+-- Listening time of one play. Exact ms_played when known (exports). Otherwise
+-- (Web API plays) an estimate: the track's length, but never more than the time
+-- since the user's previous play ended (played_at marks the end of playback).
+-- Unknown length: 0.
+create or replace function analytics_play_ms(ms_played integer, duration_ms integer, gap_ms bigint)
+returns integer language sql immutable parallel safe as $$
+    select case
+        when ms_played is not null then ms_played
+        when duration_ms is null then 0
+        when gap_ms is null then duration_ms
+        else least(duration_ms::bigint, greatest(gap_ms, 0))::integer
+    end
+$$;
+
+-- 24 values, one per local hour 0-23, from (hour, value) pairs (missing hours: 0).
+create or replace function analytics_hours(hours smallint[], vals bigint[])
+returns bigint[] language sql immutable parallel safe as $$
+    select array_agg(coalesce(u.v, 0) order by g.h)
+      from generate_series(0, 23) as g(h)
+      left join unnest(hours, vals) as u(h, v) on u.h = g.h
+$$;
+
+-- Recompute the given local days of one user from the history and adjust the
+-- all-time tables by the difference. Call inside the transaction that changed
+-- plays (analytics_refresh_plays works out the days).
+create or replace function analytics_refresh_days(p_user integer, p_days date[]) returns void
+language plpgsql set jit = off as $$
+declare
+    tz     text;
+    w_lo   timestamptz[];
+    w_hi   timestamptz[];
+    old_k  smallint[];
+    old_e  integer[];
+    old_p  integer[];
+    old_m  bigint[];
+    oh_w   smallint[];
+    oh_h   smallint[];
+    oh_p   integer[];
+    oh_m   bigint[];
+    zero_k smallint[];
+    zero_e integer[];
+    zero_h boolean;
+begin
+    perform pg_advisory_xact_lock(7306, p_user);   -- one refresh per user at a time
+    select time_zone into tz from user_tokens where id = p_user;
+    p_days := array(select distinct d from unnest(p_days) d where d is not null order by d);
+    if tz is null or cardinality(p_days) = 0 then
+        return;
+    end if;
+
+    -- Disjoint UTC windows that surely hold every play of those local days
+    -- (each day's bounds widened by a day on both sides, then merged).
+    select array_agg(lo order by lo), array_agg(hi order by lo) into w_lo, w_hi
+      from (select min(a) as lo, max(b) as hi
+              from (select a, b, sum(brk) over (order by a) as grp
+                      from (select a, b,
+                                   case when a <= max(b) over (order by a rows between
+                                             unbounded preceding and 1 preceding)
+                                        then 0 else 1 end as brk
+                              from (select (d::timestamp at time zone tz) - interval '1 day' as a,
+                                           ((d + 1)::timestamp at time zone tz) + interval '1 day' as b
+                                      from unnest(p_days) d) w) g) i
+             group by grp) m;
+
+    -- 1. Take the old figures of those days out.
+    with old as (
+        delete from listening_day_entities
+         where user_id = p_user and kind = any('{1,2,3}'::smallint[]) and day = any(p_days)
+        returning kind, entity_ids, plays, listening_ms
+    )
+    select array_agg(kind), array_agg(entity_id), array_agg(plays), array_agg(ms)
+      into old_k, old_e, old_p, old_m
+      from (select o.kind, x.entity_id, sum(x.plays)::integer as plays, sum(x.ms)::bigint as ms
+              from old o
+             cross join lateral unnest(o.entity_ids, o.plays, o.listening_ms) as x(entity_id, plays, ms)
+             group by o.kind, x.entity_id) g;
+
+    with old as (
+        delete from listening_days
+         where user_id = p_user and day = any(p_days)
+        returning day, hour_plays, hour_ms
+    )
+    select array_agg(w), array_agg(h), array_agg(plays), array_agg(ms) into oh_w, oh_h, oh_p, oh_m
+      from (select extract(isodow from o.day)::smallint as w, (x.n - 1)::smallint as h,
+                   sum(x.plays)::integer as plays, sum(x.ms)::bigint as ms
+              from old o
+             cross join lateral unnest(o.hour_plays, o.hour_ms) with ordinality as x(plays, ms, n)
+             group by 1, 2 having sum(x.plays) > 0) g;
+
+    -- 2. Recompute those days from the history, add the difference to the totals.
+    with wp as (
+        select h.played_at, h.track_id, h.ms_played,
+               lag(h.played_at, 1, b.before) over (partition by w.lo order by h.played_at) as prev_at
+          from unnest(w_lo, w_hi) as w(lo, hi)
+         cross join lateral (select max(h0.played_at) as before from listening_history h0
+                              where h0.user_id = p_user and h0.played_at < w.lo) b
+          join listening_history h
+            on h.user_id = p_user and h.played_at >= w.lo and h.played_at < w.hi
+    ), p as materialized (
+        select wp.played_at,
+               wp.played_at at time zone tz as lt,
+               wp.track_id,
+               t.album_id,
+               analytics_play_ms(wp.ms_played, t.duration_ms,
+                   round(date_part('epoch', wp.played_at - wp.prev_at) * 1000)::bigint) as ms,
+               wp.ms_played is null as est
+          from wp
+          -- one index lookup per play (the planner cannot know how few plays there are)
+         cross join lateral (select tr.album_id, tr.duration_ms from tracks tr
+                              where tr.id = wp.track_id limit 1) t
+         where (wp.played_at at time zone tz)::date = any(p_days)
+    ), et as materialized (
+        select lt::date as day, track_id, album_id, count(*)::integer as plays, sum(ms)::bigint as ms
+          from p group by lt::date, track_id, album_id
+    ), ta as (
+        select distinct track_id, artist_id from track_artists
+         where track_id = any(array(select distinct track_id from et))
+    ), e as materialized (
+        select 1::smallint as kind, day, track_id as entity_id, plays, ms from et
+        union all
+        select 2::smallint, et.day, ta.artist_id, sum(et.plays)::integer, sum(et.ms)::bigint
+          from et join ta on ta.track_id = et.track_id
+         group by et.day, ta.artist_id
+        union all
+        select 3::smallint, day, album_id, sum(plays)::integer, sum(ms)::bigint
+          from et where album_id is not null group by day, album_id
+    ), ins_e as (
+        insert into listening_day_entities (user_id, kind, day, entity_ids, plays, listening_ms)
+        select p_user, kind, day, array_agg(entity_id order by entity_id),
+               array_agg(plays order by entity_id), array_agg(ms order by entity_id)
+          from e group by kind, day
+    ), a as (
+        insert into listening_entity_totals as t (user_id, kind, entity_id, plays, listening_ms)
+        select p_user, kind, entity_id, sum(plays), sum(ms)
+          from (select kind, entity_id, plays::bigint as plays, ms from e
+                union all
+                select o.k, o.e, -o.p::bigint, -o.m
+                  from unnest(old_k, old_e, old_p, old_m) as o(k, e, p, m)) d
+         group by kind, entity_id
+        having sum(plays) <> 0 or sum(ms) <> 0
+        on conflict (user_id, kind, entity_id) do update
+           set plays = t.plays + excluded.plays, listening_ms = t.listening_ms + excluded.listening_ms
+        returning t.kind, t.entity_id, t.plays
+    ), hrs as materialized (
+        select lt::date as day, extract(hour from lt)::smallint as hour,
+               count(*)::integer as plays, sum(ms)::bigint as ms
+          from p group by lt::date, extract(hour from lt)::smallint
+    ), hw as (
+        insert into listening_hour_weekday as t (user_id, weekday, hour, plays, listening_ms)
+        select p_user, w, h, sum(plays), sum(ms)
+          from (select extract(isodow from day)::smallint as w, hour as h, plays::bigint, ms from hrs
+                union all
+                select o.w, o.h, -o.p::bigint, -o.m from unnest(oh_w, oh_h, oh_p, oh_m) as o(w, h, p, m)) d
+         group by w, h
+        having sum(plays) <> 0 or sum(ms) <> 0
+        on conflict (user_id, weekday, hour) do update
+           set plays = t.plays + excluded.plays, listening_ms = t.listening_ms + excluded.listening_ms
+        returning t.plays
+    ), ins_d as (
+        insert into listening_days (user_id, day, plays, listening_ms, estimated_ms, distinct_tracks,
+                                    distinct_artists, first_played_at, last_played_at,
+                                    hour_plays, hour_ms)
+        select p_user, d.day, d.plays, d.ms, d.est_ms,
+               (select count(*) from e where e.kind = 1 and e.day = d.day),
+               (select count(*) from e where e.kind = 2 and e.day = d.day),
+               d.first_at, d.last_at,
+               (select analytics_hours(array_agg(h.hour), array_agg(h.plays::bigint))::integer[]
+                  from hrs h where h.day = d.day),
+               (select analytics_hours(array_agg(h.hour), array_agg(h.ms)) from hrs h where h.day = d.day)
+          from (select lt::date as day, count(*)::integer as plays, sum(ms)::bigint as ms,
+                       coalesce(sum(ms) filter (where est), 0)::bigint as est_ms,
+                       min(played_at) as first_at, max(played_at) as last_at
+                  from p group by lt::date) d
+    )
+    select (select array_agg(kind) from a where a.plays = 0),
+           (select array_agg(entity_id) from a where a.plays = 0),
+           exists (select 1 from hw where hw.plays = 0)
+      into zero_k, zero_e, zero_h;
+
+    -- 3. Drop all-time rows that no longer count anything (only when plays went away).
+    if zero_k is not null then
+        delete from listening_entity_totals t
+         using unnest(zero_k, zero_e) as z(k, e)
+         where t.user_id = p_user and t.kind = z.k and t.entity_id = z.e and t.plays = 0;
+    end if;
+    if zero_h then
+        delete from listening_hour_weekday where user_id = p_user and plays = 0;
+    end if;
+end $$;
+
+-- The incremental entry point: given the played_at of plays just inserted, or
+-- whose ms_played changed, refresh their local days and the local day of the
+-- play that follows each of them (whose estimate depends on the time since
+-- its previous play).
+create or replace function analytics_refresh_plays(p_user integer, p_played_at timestamptz[])
+returns void language plpgsql set jit = off as $$
+declare
+    tz   text;
+    days date[];
+begin
+    if p_played_at is null or cardinality(p_played_at) = 0 then
+        return;
+    end if;
+    perform pg_advisory_xact_lock(7306, p_user);
+    select time_zone into tz from user_tokens where id = p_user;
+    if tz is null then
+        return;
+    end if;
+    select array_agg(distinct d) into days
+      from (select (t at time zone tz)::date as d from unnest(p_played_at) t
+            union all
+            select (n.played_at at time zone tz)::date
+              from unnest(p_played_at) t
+             cross join lateral (select h.played_at from listening_history h
+                                  where h.user_id = p_user and h.played_at > t
+                                  order by h.played_at limit 1) n) x;
+    perform analytics_refresh_days(p_user, days);
+end $$;
+
+-- After a track's length, album or artists changed (e.g. an imported placeholder
+-- completed from the Web API): refresh every user's days that hold its plays.
+create or replace function analytics_refresh_tracks(p_track_ids integer[]) returns void
+language plpgsql as $$
+declare
+    r record;
+begin
+    for r in select h.user_id, array_agg(h.played_at) as times
+               from listening_history h
+              where h.track_id = any(p_track_ids)
+              group by h.user_id
+    loop
+        perform analytics_refresh_plays(r.user_id, r.times);
+    end loop;
+end $$;
+
+-- Rebuild every aggregate of one user from the history. Written independently
+-- of the incremental path above: the tests check that both agree row for row.
+create or replace function analytics_rebuild(p_user integer) returns void
+language plpgsql
+-- Hash joins and aggregates suit these few big passes; the planner cannot estimate
+-- the CTEs well, so sort-based plans are switched off here.
+set work_mem = '128MB' set jit = off set enable_mergejoin = off set enable_sort = off as $$
+declare
+    tz text;
+begin
+    perform pg_advisory_xact_lock(7306, p_user);
+    delete from listening_days          where user_id = p_user;
+    delete from listening_hour_weekday  where user_id = p_user;
+    delete from listening_day_entities  where user_id = p_user;
+    delete from listening_entity_totals where user_id = p_user;
+    select time_zone into tz from user_tokens where id = p_user;
+    if tz is null then
+        return;
+    end if;
+
+    with p as materialized (
+        select h.played_at,
+               h.lt::date as day,
+               extract(hour from h.lt)::smallint as hour,
+               h.track_id,
+               t.album_id,
+               analytics_play_ms(h.ms_played, t.duration_ms,
+                   round(date_part('epoch', h.played_at - h.prev_at) * 1000)::bigint) as ms,
+               h.ms_played is null as est
+          from (select played_at, played_at at time zone tz as lt, track_id, ms_played,
+                       lag(played_at) over (order by played_at) as prev_at
+                  from listening_history where user_id = p_user) h
+          join tracks t on t.id = h.track_id
+    ), ta as materialized (
+        select distinct track_id, artist_id from track_artists
+    ), ins_e as (
+        -- (the order of entities within a day's arrays is unspecified: sorting them
+        -- here would cost a third of the rebuild)
+        insert into listening_day_entities (user_id, kind, day, entity_ids, plays, listening_ms)
+        select p_user, kind, day, array_agg(entity_id), array_agg(plays), array_agg(ms)
+          from (select 1::smallint as kind, day, track_id as entity_id,
+                       count(*)::integer as plays, sum(ms)::bigint as ms
+                  from p group by day, track_id
+                union all
+                select 2::smallint, p.day, ta.artist_id, count(*)::integer, sum(p.ms)::bigint
+                  from p join ta on ta.track_id = p.track_id
+                 group by p.day, ta.artist_id
+                union all
+                select 3::smallint, day, album_id, count(*)::integer, sum(ms)::bigint
+                  from p where album_id is not null group by day, album_id) e
+         group by kind, day
+        returning kind, day, cardinality(entity_ids) as n
+    ), tt as materialized (
+        -- all-time per track first; artists and albums from those (far fewer rows than plays)
+        select track_id, album_id, count(*)::bigint as plays, sum(ms)::bigint as ms
+          from p group by track_id, album_id
+    ), ins_a as (
+        insert into listening_entity_totals (user_id, kind, entity_id, plays, listening_ms)
+        select p_user, 1::smallint, track_id, plays, ms from tt
+        union all
+        select p_user, 2::smallint, ta.artist_id, sum(tt.plays)::bigint, sum(tt.ms)::bigint
+          from tt join ta on ta.track_id = tt.track_id group by ta.artist_id
+        union all
+        select p_user, 3::smallint, album_id, sum(plays)::bigint, sum(ms)::bigint
+          from tt where album_id is not null group by album_id
+        order by 2, 3
+    ), hrs as materialized (
+        select day, hour, count(*)::integer as plays, sum(ms)::bigint as ms,
+               coalesce(sum(ms) filter (where est), 0)::bigint as est_ms,
+               min(played_at) as first_at, max(played_at) as last_at
+          from p group by day, hour
+    ), ins_hw as (
+        insert into listening_hour_weekday (user_id, weekday, hour, plays, listening_ms)
+        select p_user, extract(isodow from day)::smallint, hour, sum(plays), sum(ms)
+          from hrs group by extract(isodow from day)::smallint, hour
+    ), d as (
+        select day, sum(plays)::integer as plays, sum(ms)::bigint as ms, sum(est_ms)::bigint as est_ms,
+               min(first_at) as first_at, max(last_at) as last_at,
+               analytics_hours(array_agg(hour), array_agg(plays::bigint))::integer[] as hp,
+               analytics_hours(array_agg(hour), array_agg(ms)) as hm
+          from hrs group by day
+    ), counts as (
+        select day, coalesce(sum(n) filter (where kind = 1), 0)::integer as tracks,
+               coalesce(sum(n) filter (where kind = 2), 0)::integer as artists
+          from ins_e group by day
+    )
+    insert into listening_days (user_id, day, plays, listening_ms, estimated_ms, distinct_tracks,
+                                distinct_artists, first_played_at, last_played_at,
+                                hour_plays, hour_ms)
+    select p_user, d.day, d.plays, d.ms, d.est_ms, c.tracks, c.artists, d.first_at, d.last_at,
+           d.hp, d.hm
+      from d join counts c on c.day = d.day
+     order by d.day;
+end $$;
+
+-- ---------------------------------------------------------------------------
+-- Reading: any period is a query over at most one row per day and kind (or,
+-- for all time, the totals). Sums over days use float8 accumulators: exact for
+-- integers far beyond any listening history (2^53 ms), and much faster.
+
+-- Plays and listening time per entity of one kind between two local days (inclusive).
+create or replace function listening_entities(p_user integer, p_kind smallint, p_from date, p_to date)
+returns table (entity_id integer, plays bigint, listening_ms bigint)
+language plpgsql stable rows 2000 set jit = off as $$
+declare
+    span_lo date;
+    span_hi date;
+begin
+    select min(day), max(day) into span_lo, span_hi from listening_days where user_id = p_user;
+    if span_lo is null or p_from > p_to or p_from > span_hi or p_to < span_lo then
+        return;
+    end if;
+    if p_from <= span_lo and p_to >= span_hi then
+        return query
+            select t.entity_id, t.plays, t.listening_ms from listening_entity_totals t
+             where t.user_id = p_user and t.kind = p_kind;
+        return;
+    end if;
+    return query
+        select x.e, sum(x.p)::bigint, sum(x.m::float8)::bigint
+          from (select unnest(d.entity_ids) as e, unnest(d.plays) as p, unnest(d.listening_ms) as m
+                  from listening_day_entities d
+                 where d.user_id = p_user and d.kind = p_kind and d.day between p_from and p_to) x
+         group by x.e;
+end $$;
+
+-- How many distinct entities of a kind were played between two local days.
+create or replace function listening_entity_count(p_user integer, p_kind smallint, p_from date, p_to date)
+returns integer
+language plpgsql stable set jit = off as $$
+declare
+    span_lo date;
+    span_hi date;
+    n       integer;
+begin
+    select min(day), max(day) into span_lo, span_hi from listening_days where user_id = p_user;
+    if span_lo is null or p_from > p_to or p_from > span_hi or p_to < span_lo then
+        return 0;
+    end if;
+    if p_from <= span_lo and p_to >= span_hi then
+        select count(*) into n from listening_entity_totals t
+         where t.user_id = p_user and t.kind = p_kind;
+    else
+        select count(*) into n
+          from (select unnest(d.entity_ids) as e from listening_day_entities d
+                 where d.user_id = p_user and d.kind = p_kind and d.day between p_from and p_to
+                 group by 1) x;
+    end if;
+    return n;
+end $$;
+
+-- The top p_limit entities of a kind between two local days: most plays first,
+-- then most listening time, then lowest id (a stable order).
+create or replace function listening_top(p_user integer, p_kind smallint, p_from date, p_to date,
+                                         p_limit integer default 10)
+returns table (rank integer, entity_id integer, plays bigint, listening_ms bigint)
+language plpgsql stable rows 10 set jit = off as $$
+declare
+    span_lo date;
+    span_hi date;
+begin
+    select min(day), max(day) into span_lo, span_hi from listening_days where user_id = p_user;
+    if span_lo is null or p_from > p_to or p_from > span_hi or p_to < span_lo then
+        return;
+    end if;
+    if p_from <= span_lo and p_to >= span_hi then
+        return query
+            select (row_number() over (order by s.plays desc, s.listening_ms desc, s.entity_id))::integer,
+                   s.entity_id, s.plays, s.listening_ms
+              from (select t.entity_id, t.plays, t.listening_ms from listening_entity_totals t
+                     where t.user_id = p_user and t.kind = p_kind
+                     order by t.plays desc, t.listening_ms desc, t.entity_id
+                     limit p_limit) s;
+        return;
+    end if;
+    return query
+        select (row_number() over (order by s.p desc, s.m desc, s.e))::integer, s.e, s.p, s.m
+          from (select x.e, sum(x.p)::bigint as p, sum(x.m::float8)::bigint as m
+                  from (select unnest(d.entity_ids) as e, unnest(d.plays) as p,
+                               unnest(d.listening_ms) as m
+                          from listening_day_entities d
+                         where d.user_id = p_user and d.kind = p_kind
+                           and d.day between p_from and p_to) x
+                 group by x.e
+                 order by 2 desc, 3 desc, 1
+                 limit p_limit) s;
+end $$;
+
+-- The named periods, as local days of the user: 7d, 4w, 6m, 12m (each ending
+-- today), all, and every calendar year with plays. p_today defaults to the
+-- user's local date now.
+create or replace function listening_periods(p_user integer, p_zone text, p_today date default null)
+returns table (period text, first_day date, last_day date)
+language sql stable rows 15 as $$
+    with t as (select coalesce(p_today, (now() at time zone p_zone)::date) as today),
+         s as (select min(day) as lo, max(day) as hi from listening_days where user_id = p_user)
+    select v.period, v.first_day, v.last_day
+      from t, s, lateral (values
+          ('7d',  t.today - 6,  t.today),
+          ('4w',  t.today - 27, t.today),
+          ('6m',  (t.today - interval '6 months')::date + 1,  t.today),
+          ('12m', (t.today - interval '12 months')::date + 1, t.today),
+          ('all', least(coalesce(s.lo, t.today), t.today), greatest(coalesce(s.hi, t.today), t.today))
+      ) as v(period, first_day, last_day)
+    union all
+    select y::text, make_date(y, 1, 1), make_date(y, 12, 31)
+      from s, generate_series(extract(year from s.lo)::integer, extract(year from s.hi)::integer) y
+$$;
+
+-- Totals for one user between two local days.
+create or replace function listening_summary(p_user integer, p_from date, p_to date)
+returns table (plays bigint, listening_ms bigint, estimated_ms bigint, days_listened integer,
+               distinct_tracks integer, distinct_artists integer, distinct_albums integer,
+               first_played_at timestamptz, last_played_at timestamptz)
+language sql stable as $$
+    select coalesce(sum(d.plays), 0)::bigint, coalesce(sum(d.listening_ms), 0)::bigint,
+           coalesce(sum(d.estimated_ms), 0)::bigint, count(*)::integer,
+           listening_entity_count(p_user, 1::smallint, p_from, p_to),
+           listening_entity_count(p_user, 2::smallint, p_from, p_to),
+           listening_entity_count(p_user, 3::smallint, p_from, p_to),
+           min(d.first_played_at), max(d.last_played_at)
+      from listening_days d
+     where d.user_id = p_user and d.day between p_from and p_to
+$$;
+
+-- Current streak: consecutive local days with plays ending today, or yesterday
+-- when nothing was played yet today. Longest: the longest run (latest on a tie).
+create or replace function listening_streak(p_user integer, p_zone text, p_today date default null)
+returns table (current_days integer, current_start date, longest_days integer,
+               longest_start date, longest_end date)
+language sql stable as $$
+    with d as (select day, day - (row_number() over (order by day))::integer as grp
+                 from listening_days where user_id = p_user),
+         runs as (select min(day) as s, max(day) as e, count(*)::integer as n from d group by grp),
+         t as (select coalesce(p_today, (now() at time zone p_zone)::date) as today),
+         cur as (select runs.n, runs.s from runs, t where runs.e >= t.today - 1
+                  order by runs.e desc limit 1),
+         best as (select n, s, e from runs order by n desc, e desc limit 1)
+    select coalesce((select n from cur), 0), (select s from cur),
+           coalesce((select n from best), 0), (select s from best), (select e from best)
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Ready-made views, by Spotify user id. security_invoker keeps row level
+-- security in force for whoever queries them. Filter on spotify_user_id and
+-- period: e.g. select * from top_artists where spotify_user_id = 'me' and period = '4w';
+-- (top 50 per period; listening_top() gives any number, any days).
+
+create or replace view listening_period_totals with (security_invoker = true) as
+select u.user_id as spotify_user_id, p.period, p.first_day, p.last_day, s.*
+  from user_tokens u
+ cross join lateral listening_periods(u.id, u.time_zone) p
+ cross join lateral listening_summary(u.id, p.first_day, p.last_day) s;
+
+create or replace view top_tracks with (security_invoker = true) as
+select u.user_id as spotify_user_id, p.period, p.first_day, p.last_day, x.rank,
+       tr.name as track,
+       (select string_agg(a.name, ', ' order by ta.position)
+          from track_artists ta join artists a on a.id = ta.artist_id
+         where ta.track_id = tr.id) as artists,
+       al.name as album, x.plays, x.listening_ms, tr.uri as track_uri, tr.id as track_id
+  from user_tokens u
+ cross join lateral listening_periods(u.id, u.time_zone) p
+ cross join lateral listening_top(u.id, 1::smallint, p.first_day, p.last_day, 50) x
+  join tracks tr on tr.id = x.entity_id
+  left join albums al on al.id = tr.album_id;
+
+create or replace view top_artists with (security_invoker = true) as
+select u.user_id as spotify_user_id, p.period, p.first_day, p.last_day, x.rank,
+       ar.name as artist, x.plays, x.listening_ms, ar.uri as artist_uri, ar.id as artist_id
+  from user_tokens u
+ cross join lateral listening_periods(u.id, u.time_zone) p
+ cross join lateral listening_top(u.id, 2::smallint, p.first_day, p.last_day, 50) x
+  join artists ar on ar.id = x.entity_id;
+
+create or replace view top_albums with (security_invoker = true) as
+select u.user_id as spotify_user_id, p.period, p.first_day, p.last_day, x.rank,
+       al.name as album, x.plays, x.listening_ms, al.uri as album_uri, al.id as album_id
+  from user_tokens u
+ cross join lateral listening_periods(u.id, u.time_zone) p
+ cross join lateral listening_top(u.id, 3::smallint, p.first_day, p.last_day, 50) x
+  join albums al on al.id = x.entity_id;
+
+create or replace view listening_streaks with (security_invoker = true) as
+select u.user_id as spotify_user_id, u.time_zone, s.*
+  from user_tokens u
+ cross join lateral listening_streak(u.id, u.time_zone) s;
+
+create or replace view listening_daily with (security_invoker = true) as
+select u.user_id as spotify_user_id, d.day, d.plays, d.listening_ms, d.estimated_ms,
+       d.distinct_tracks, d.distinct_artists, d.first_played_at, d.last_played_at
+  from listening_days d join user_tokens u on u.id = d.user_id;
+
+create or replace view listening_entities_by_day with (security_invoker = true) as
+select u.user_id as spotify_user_id, d.day,
+       case d.kind when 1 then 'track' when 2 then 'artist' else 'album' end as kind,
+       x.entity_id, x.plays, x.listening_ms
+  from listening_day_entities d
+  join user_tokens u on u.id = d.user_id
+ cross join lateral unnest(d.entity_ids, d.plays, d.listening_ms) as x(entity_id, plays, listening_ms);
+
+create or replace view listening_heatmap with (security_invoker = true) as
+select u.user_id as spotify_user_id, h.weekday, h.hour, h.plays, h.listening_ms
+  from listening_hour_weekday h join user_tokens u on u.id = h.user_id;
+
+-- Users that existed before this migration: build their aggregates once.
+do $$
+declare
+    k integer;
+begin
+    for k in select u.id from user_tokens u
+              where exists (select 1 from listening_history h where h.user_id = u.id)
+                and not exists (select 1 from listening_days d where d.user_id = u.id)
+    loop
+        perform analytics_rebuild(k);
+    end loop;
+end $$;
+
+insert into schema_migrations (version) values ('002') on conflict do nothing;

@@ -1,0 +1,111 @@
+"""`python -m sync stats`: totals, top artists and tracks, the last 30 days, the heatmap."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+
+import pytest
+
+from sync import analytics, stats
+from tests.conftest import add_user
+from tests.sync_helpers import CliRunner
+from tests.test_analytics import ARTIST_A, ARTIST_B, store, track
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # Saturday, 13:00 in Berlin
+
+
+@pytest.fixture
+def alice(conn) -> analytics.UserRef:
+    key = add_user(conn, "alice", "refresh-alice-0001")
+    conn.execute("update user_tokens set time_zone = 'Europe/Berlin' where id = %s", (key,))
+    duet = track(3, 240_000, artists=(ARTIST_A, ARTIST_B))
+    store(conn, key, [
+        (datetime(2025, 6, 1, 10, 0, tzinfo=UTC), track(4)),     # last year
+        (datetime(2026, 11, 20, 18, 0, tzinfo=UTC), duet),       # Fri 20 Nov, 19:00
+        (datetime(2026, 11, 27, 20, 0, tzinfo=UTC), track(2, 180_000, artists=(ARTIST_B,))),
+        (datetime(2026, 11, 28, 9, 0, tzinfo=UTC), track(1)),    # Sat 28 Nov, 10:00
+        (datetime(2026, 11, 28, 9, 2, tzinfo=UTC), track(1)),    # skipped after 2 minutes
+        (datetime(2026, 11, 28, 9, 30, tzinfo=UTC), track(1)),
+    ])  # fmt: skip
+    return analytics.find_user(conn, "alice")
+
+
+def test_four_weeks_totals_top_lists_chart_and_heatmap(conn, alice):
+    s = stats.load_stats(conn, alice, "4w", "user-1", NOW)
+    assert (s.period.first_day, s.period.last_day) == (date(2026, 11, 1), date(2026, 11, 28))
+    assert (s.plays, s.days_listened) == (5, 3)
+    assert s.listening_ms == 240_000 + 180_000 + 200_000 + 120_000 + 200_000
+    assert (s.distinct_tracks, s.distinct_artists, s.distinct_albums) == (3, 2, 1)
+    assert s.current_streak == 2 and s.longest_streak == 2
+    assert s.top_artists == [("Alpha", 4, 760_000), ("Beta", 2, 420_000)]
+    assert [t[:3] for t in s.top_tracks] == [
+        ("Song 1", "Alpha", 3), ("Song 3", "Alpha, Beta", 1), ("Song 2", "Beta", 1)]  # fmt: skip
+    out = stats.render_stats(s)
+    lines = out.splitlines()
+    assert lines[0] == "Listening of user-1 · last 4 weeks, 2026-11-01 – 2026-11-28 (Europe/Berlin)"
+    assert "  Plays           5 on 3 of 28 days" in lines
+    assert any(line.startswith("  Listening time  15 min  (100% estimated") for line in lines)
+    assert "Song 1 — Alpha" in out and "   1  Alpha" in out
+    chart = [line for line in lines if re.match(r"  \w{3} \d\d-\d\d  ", line)]
+    assert len(chart) == 30
+    assert chart[-1].startswith("  Sat 11-28  ████") and chart[-1].endswith("   8")
+    assert chart[-2].startswith("  Fri 11-27  ") and chart[-2].endswith("   3")
+    assert chart[0].startswith("  Fri 10-30") and chart[0].rstrip().endswith(" 0")
+    heat = {line[2:5]: line for line in lines[lines.index(next(
+        x for x in lines if x.startswith("Plays by hour"))) + 2:][:7]}  # fmt: skip
+    saturday = heat["Sat"]
+    cells = saturday[7 : 7 + 48]
+    assert cells[20:22] == "██" and cells.replace("█", "").strip() == ""  # hour 10 only
+    assert saturday.endswith("      3")
+    assert heat["Fri"][7 + 2 * 19 : 7 + 2 * 19 + 2] != "  "  # 19:00 on 20 Nov
+    assert heat["Mon"][7:55].strip() == ""
+
+
+def test_year_and_all_time_periods(conn, alice):
+    year = stats.load_stats(conn, alice, "2025", "user-1", NOW)
+    assert year.plays == 1 and year.period.label == "2025"
+    assert [a for a, _, _ in year.top_artists] == ["Alpha"]
+    everything = stats.load_stats(conn, alice, "all", "user-1", NOW)
+    assert everything.plays == 6 and everything.period.first_day == date(2025, 6, 1)
+    assert everything.heatmap[(6, 10)] == 3  # Saturday 10:00, from the all-time table
+    empty = stats.render_stats(stats.load_stats(conn, alice, "1999", "user-1", NOW))
+    assert "No plays in this period." in empty
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [("4w", "4w"), ("1y", "12m"), ("12M", "12m"), (" all ", "all"), ("2024", "2024"), ("7d", "7d")],
+)
+def test_period_names(text, key):
+    assert stats.parse_period(text) == key
+
+
+def test_bars_and_shades():
+    assert stats.bar(0, 10) == "" and stats.bar(10, 10) == "█" * stats.BAR_WIDTH
+    assert stats.bar(8, 80, width=10) == "█" and stats.bar(12, 80, width=10) == "█▌"
+    assert stats.bar(1, 1000) == "▏"  # anything above zero shows
+    assert [stats.shade(v, 8) for v in (0, 1, 2, 3, 4, 5, 8)] == [" ", "░", "░", "▒", "▒", "▓", "█"]
+
+
+@pytest.fixture
+def run(monkeypatch, capsys, tmp_path, db_url):
+    return CliRunner(monkeypatch, capsys, tmp_path, db_url)
+
+
+def test_stats_command_prints_names_locally(run, conn, alice):
+    result = run("stats", "--period", "all")
+    assert result.code == 0, result.err
+    assert "Listening of user-1 · all time" in result.out
+    assert "Song 1 — Alpha" in result.out and "Top artists" in result.out
+
+
+def test_stats_command_errors_are_one_line(run, conn, alice):
+    bad = run("stats", "--period", "5x")
+    assert bad.code == 2 and "--period '5x' is not a period" in bad.err
+    assert bad.err.strip().count("\n") == 0
+    add_user(conn, "bob", "refresh-bob-0001")
+    several = run("stats")
+    assert several.code == 2 and "pass --user ID" in several.err
+    assert run("stats", "--user", "user-2").code == 0
+    assert run("stats", "--user", "carol").code == 2
