@@ -224,7 +224,8 @@ begin
           -- one index lookup per play (the planner cannot know how few plays there are)
          cross join lateral (select tr.album_id, tr.duration_ms from tracks tr
                               where tr.id = wp.track_id limit 1) t
-         where (wp.played_at at time zone tz)::date = any(p_days)
+          -- a join, not `= any(p_days)`: that tests every day for every play
+          join unnest(p_days) as pd(day) on pd.day = (wp.played_at at time zone tz)::date
     ), et as materialized (
         select lt::date as day, track_id, album_id, count(*)::integer as plays, sum(ms)::bigint as ms
           from p group by lt::date, track_id, album_id
@@ -276,17 +277,25 @@ begin
         insert into listening_days (user_id, day, plays, listening_ms, estimated_ms, distinct_tracks,
                                     distinct_artists, first_played_at, last_played_at,
                                     hour_plays, hour_ms)
+        -- joins of per-day groups, not subqueries per day (those read e and hrs
+        -- once for every day: quadratic when many days are refreshed at once)
         select p_user, d.day, d.plays, d.ms, d.est_ms,
-               (select count(*) from e where e.kind = 1 and e.day = d.day),
-               (select count(*) from e where e.kind = 2 and e.day = d.day),
+               coalesce(n.tracks, 0), coalesce(n.artists, 0),
                d.first_at, d.last_at,
-               (select analytics_hours(array_agg(h.hour), array_agg(h.plays::bigint))::integer[]
-                  from hrs h where h.day = d.day),
-               (select analytics_hours(array_agg(h.hour), array_agg(h.ms)) from hrs h where h.day = d.day)
+               coalesce(hd.hour_plays, analytics_hours(null, null)::integer[]),
+               coalesce(hd.hour_ms, analytics_hours(null, null))
           from (select lt::date as day, count(*)::integer as plays, sum(ms)::bigint as ms,
                        coalesce(sum(ms) filter (where est), 0)::bigint as est_ms,
                        min(played_at) as first_at, max(played_at) as last_at
                   from p group by lt::date) d
+          left join (select day, count(*) filter (where kind = 1) as tracks,
+                            count(*) filter (where kind = 2) as artists
+                       from e group by day) n on n.day = d.day
+          left join (select day,
+                            analytics_hours(array_agg(hour), array_agg(plays::bigint))::integer[]
+                                as hour_plays,
+                            analytics_hours(array_agg(hour), array_agg(ms)) as hour_ms
+                       from hrs group by day) hd on hd.day = d.day
     )
     select (select array_agg(kind) from a where a.plays = 0),
            (select array_agg(entity_id) from a where a.plays = 0),
@@ -336,7 +345,7 @@ end $$;
 -- After a track's length, album or artists changed (e.g. an imported placeholder
 -- completed from the Web API): refresh every user's days that hold its plays.
 create or replace function analytics_refresh_tracks(p_track_ids integer[]) returns void
-language plpgsql as $$
+language plpgsql set jit = off as $$
 declare
     r record;
 begin

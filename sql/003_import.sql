@@ -14,19 +14,34 @@
 drop function if exists history_export_match(integer, timestamptz, integer, integer);
 
 -- The fetched plays (played_at, track id) that no imported play already stands for:
--- `sync run` inserts only these. Costs one index range scan per play when the user has
--- imported nothing near it.
+-- `sync run` inserts only these. Costs one index range scan per play, stopping at the
+-- first imported play found, plus primary-key lookups of the names only for the
+-- imported plays close enough in time but of another track id.
+-- Written so the planner sees that cost: a lateral subquery with `limit 1` instead of
+-- `not exists` (whose per-play estimate grew with the user's whole history), and the
+-- name match as a per-row comparison (an `exists` there was planned as a hash of
+-- every same-name pair of tracks in the catalogue). `set jit = off` besides: on
+-- Postgres 15 with JIT on, a large estimate made every call compile JIT code, which
+-- cost more than half a second per user and sync (tests/bench/bench_insert_plays.py).
 create or replace function history_api_plays_to_insert(
     p_user integer,
     p_times timestamptz[],
     p_tracks integer[],
     p_tolerance_ms integer default 90000
 ) returns table (played_at timestamptz, track_id integer)
-language sql stable as $$
+language sql stable set jit = off as $$
     select u.t, u.k
       from unnest(p_times, p_tracks) as u(t, k)
-     where not exists (
-           select 1
+      -- the fetched track's lower-cased name and primary artist name
+      left join lateral (
+           select lower(t.name) as name, lower(coalesce(a.name, '')) as artist
+             from tracks t
+             left join track_artists ta on ta.track_id = t.id and ta.position = 0
+             left join artists a on a.id = ta.artist_id
+            where t.id = u.k) f on true
+      -- an imported play of the same song whose end time is close
+      left join lateral (
+           select 1 as found
              from listening_history h
             where h.user_id = p_user
               and h.source in (1, 2)
@@ -38,19 +53,15 @@ language sql stable as $$
                       extract(epoch from h.played_at - u.t) * 1000,
                       0) <= p_tolerance_ms
               and (h.track_id = u.k
-                   or exists (
-                          select 1
+                   or (f.name, f.artist) = (
+                          select lower(ht.name), lower(coalesce(ha.name, ''))
                             from tracks ht
                             left join track_artists hta
                               on hta.track_id = ht.id and hta.position = 0
-                            left join artists ha on ha.id = hta.artist_id,
-                                 tracks t
-                            left join track_artists ta
-                              on ta.track_id = t.id and ta.position = 0
-                            left join artists a on a.id = ta.artist_id
-                           where ht.id = h.track_id and t.id = u.k
-                             and lower(ht.name) = lower(t.name)
-                             and lower(coalesce(ha.name, '')) = lower(coalesce(a.name, '')))))
+                            left join artists ha on ha.id = hta.artist_id
+                           where ht.id = h.track_id))
+            limit 1) m on true
+     where m.found is null
 $$;
 
 -- Placeholders. The export names artists and albums but does not identify them, and
@@ -78,8 +89,18 @@ create index if not exists tracks_incomplete_idx on tracks (id) where duration_m
 
 drop function if exists complete_export_tracks(jsonb);
 
-create or replace function adopt_export_placeholders(p_tracks jsonb) returns void
-language plpgsql as $$
+-- Returns the ids of stored tracks it gave an album, or a length while some of their
+-- plays have an estimated listening time (Web API plays): the analytics of their plays
+-- are then stale (per-album figures; estimates), and the caller refreshes them
+-- (sync/storage.py upsert_tracks). Usually empty.
+-- (It returned void before: create or replace cannot change a return type, hence the drop.)
+drop function if exists adopt_export_placeholders(jsonb);
+
+create or replace function adopt_export_placeholders(p_tracks jsonb) returns integer[]
+language plpgsql set jit = off as $$
+declare
+    new_album   integer[];
+    new_length  integer[];
 begin
     if exists (select 1 from artists where uri like 'spotify:export-artist:%') then
         update artists p
@@ -132,19 +153,41 @@ begin
          where p.album_id is null and p.duration_ms is null and t->'album'->>'uri' is not null
          order by t->'album'->>'uri'
             on conflict (uri) do nothing;
-        update tracks p
-           set duration_ms  = coalesce(p.duration_ms, (t->>'duration_ms')::integer),
-               explicit     = coalesce(p.explicit, (t->>'explicit')::boolean),
-               isrc         = coalesce(p.isrc, t->>'isrc'),
-               track_number = coalesce(p.track_number, (t->>'track_number')::smallint),
-               disc_number  = coalesce(p.disc_number, (t->>'disc_number')::smallint),
-               album_id     = coalesce(p.album_id,
-                                       (select id from albums where uri = t->'album'->>'uri'))
-          from jsonb_array_elements(p_tracks) t
-         where p.uri = t->>'uri'
-           and p.duration_ms is null
-           and t->>'duration_ms' is not null;
+        with incomplete as (
+            select p.id, p.album_id
+              from tracks p
+             where p.duration_ms is null
+               and p.uri in (select t->>'uri' from jsonb_array_elements(p_tracks) t)
+        ), done as (
+            update tracks p
+               set duration_ms  = coalesce(p.duration_ms, (t->>'duration_ms')::integer),
+                   explicit     = coalesce(p.explicit, (t->>'explicit')::boolean),
+                   isrc         = coalesce(p.isrc, t->>'isrc'),
+                   track_number = coalesce(p.track_number, (t->>'track_number')::smallint),
+                   disc_number  = coalesce(p.disc_number, (t->>'disc_number')::smallint),
+                   album_id     = coalesce(p.album_id,
+                                           (select id from albums where uri = t->'album'->>'uri'))
+              from jsonb_array_elements(p_tracks) t, incomplete i
+             where p.uri = t->>'uri'
+               and i.id = p.id
+               and p.duration_ms is null
+               and t->>'duration_ms' is not null
+            returning p.id, i.album_id is null and p.album_id is not null as got_album
+        )
+        select coalesce(array_agg(id) filter (where got_album), '{}'),
+               coalesce(array_agg(id) filter (where not got_album), '{}')
+          into new_album, new_length
+          from done;
+        -- Imported plays know their listening time, so a length changes nothing for them:
+        -- one pass over the history, only when some track got a length but no album.
+        if cardinality(new_length) > 0 then
+            new_album := new_album || array(
+                select distinct h.track_id from listening_history h
+                 where h.track_id = any(new_length) and h.ms_played is null);
+        end if;
+        return array(select distinct x from unnest(new_album) x order by x);
     end if;
+    return '{}';
 end $$;
 
 insert into schema_migrations (version) values ('003') on conflict do nothing;

@@ -20,13 +20,12 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from sync import db
+from sync import db, storage
 from sync.config import Settings
 from sync.errors import UserError
+from sync.storage import UserRef
 
 log = logging.getLogger(__name__)
-
-_ALIAS = re.compile(r"^user-(\d+)$")
 
 
 def refresh_days(conn: psycopg.Connection, user_key: int, played_at: Iterable[datetime]) -> None:
@@ -70,32 +69,10 @@ def is_stale(conn: psycopg.Connection, user_key: int) -> bool:
 
 
 # -- users and zones -------------------------------------------------------------
-@dataclass(frozen=True)
-class UserRef:
-    key: int
-    user_id: str
-    time_zone: str
-
-
-def find_user(conn: psycopg.Connection, ident: str) -> UserRef:
-    """A user by Spotify id or by the alias user-N that logs and summaries show."""
-    row = conn.execute(
-        "select id, user_id, time_zone from user_tokens where user_id = %s", (ident,)
-    ).fetchone()
-    match = _ALIAS.match(ident)
-    if row is None and match:
-        row = conn.execute(
-            "select id, user_id, time_zone from user_tokens where id = %s", (int(match[1]),)
-        ).fetchone()
-    if row is None:
-        raise UserError(
-            f"no user {ident!r}: python -m sync users lists them (Spotify id or alias user-N)"
-        )
-    return UserRef(*row)
-
-
 def all_users(conn: psycopg.Connection) -> list[UserRef]:
-    rows = conn.execute("select id, user_id, time_zone from user_tokens order by id").fetchall()
+    rows = conn.execute(
+        f"select {storage.USER_REF_COLUMNS} from user_tokens order by id"
+    ).fetchall()
     return [UserRef(*row) for row in rows]
 
 
@@ -143,7 +120,11 @@ def cmd_aggregate(args: argparse.Namespace, settings: Settings) -> int:
     """Rebuild aggregates from the history: stale users, or every chosen user with --full."""
     conn = open_db(settings)
     with conn:
-        users = [find_user(conn, ident) for ident in args.user] if args.user else all_users(conn)
+        users = (
+            [storage.resolve_user(conn, ident) for ident in args.user]
+            if args.user
+            else all_users(conn)
+        )
         conn.rollback()
         if not users:
             print("no users yet: run `python -m sync login` to add one")
@@ -175,7 +156,7 @@ def cmd_set_timezone(args: argparse.Namespace, settings: Settings) -> int:
     """Set a user's zone and rebuild their aggregates in one transaction."""
     conn = open_db(settings)
     with conn:
-        user = find_user(conn, args.user)
+        user = storage.resolve_user(conn, args.user)
         zone = validate_zone(conn, args.zone)
         conn.rollback()
         with conn.transaction():

@@ -31,7 +31,7 @@ from typing import TextIO
 import psycopg
 from psycopg import sql
 
-from sync import analytics, db
+from sync import analytics, db, storage
 from sync.config import Settings
 from sync.errors import UserError
 from sync.export_match import Staged, Stored, plan, reach_ms, song_key
@@ -719,30 +719,22 @@ def import_export(
 
 
 # -- command ------------------------------------------------------------------------------
-_ALIAS = re.compile(r"^user-(\d+)$")
-
-
 def resolve_user(conn: psycopg.Connection, ident: str) -> tuple[int, str]:
     """(key, Spotify id) of a stored user, by Spotify id or alias user-N."""
-    row = conn.execute(
-        "select id, user_id, status from user_tokens where user_id = %s", (ident,)
-    ).fetchone()
-    match = _ALIAS.match(ident)
-    if row is None and match:
-        row = conn.execute(
-            "select id, user_id, status from user_tokens where id = %s", (int(match.group(1)),)
-        ).fetchone()
-    conn.rollback()
-    if row is None:
+    try:
+        user = storage.resolve_user(conn, ident)
+    except UserError:
         raise UserError(
             f"no user {ident!r} in user_tokens: sign in first with `python -m sync login`, "
             "then import with --user set to the Spotify id (or alias) `python -m sync users` shows"
-        )
-    if row[2] == "removed":
+        ) from None
+    finally:
+        conn.rollback()
+    if user.status == "removed":
         raise UserError(
             f"user {ident!r} was removed: sign in again with `python -m sync login` to import"
         )
-    return row[0], row[1]
+    return user.key, user.user_id
 
 
 def _plural(n: int, word: str) -> str:

@@ -16,7 +16,6 @@ import html
 import ipaddress
 import logging
 import os
-import re
 import secrets
 import socket
 import sys
@@ -44,7 +43,7 @@ from sync.spotify import (
     TemporaryError,
     TokenResponse,
 )
-from sync.storage import ADVISORY_NAMESPACE, User
+from sync.storage import ADVISORY_NAMESPACE, User, resolve_user
 
 log = logging.getLogger(__name__)
 
@@ -550,26 +549,6 @@ def _as_user(result: LoginResult) -> User:
 
 
 # -- users remove -------------------------------------------------------------------
-_ALIAS = re.compile(r"^user-(\d+)$")
-
-
-def resolve_user(conn: psycopg.Connection, ident: str) -> tuple[int, str, str]:
-    """(key, Spotify id, status) for a Spotify user id or an alias user-N."""
-    row = conn.execute(
-        "select id, user_id, status from user_tokens where user_id = %s", (ident,)
-    ).fetchone()
-    match = _ALIAS.match(ident)
-    if row is None and match:
-        row = conn.execute(
-            "select id, user_id, status from user_tokens where id = %s", (int(match.group(1)),)
-        ).fetchone()
-    if row is None:
-        raise UserError(
-            f"no user {ident!r}: python -m sync users lists them (Spotify id or alias user-N)"
-        )
-    return row[0], row[1], row[2]
-
-
 def remove_user(conn: psycopg.Connection, key: int, keep_history: bool) -> int:
     """Delete the user and all their data, or (keep_history) erase tokens and stop syncing.
 
@@ -615,7 +594,8 @@ def cmd_remove_user(
     url = db.database_url(settings)
     with db.connect(url) as conn:
         db.migrate(conn)
-        key, user_id, status = resolve_user(conn, args.user)
+        user = resolve_user(conn, args.user)
+        key, user_id, status = user.key, user.user_id, user.status
         plays = conn.execute(
             "select count(*) from listening_history where user_id = %s", (key,)
         ).fetchone()[0]

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 
-from sync import analytics
+from sync import analytics, storage
 from sync.config import Settings
 from sync.errors import UserError
 
@@ -73,7 +73,7 @@ class Stats:
 
 def load_stats(
     conn: psycopg.Connection,
-    user: analytics.UserRef,
+    user: storage.UserRef,
     period_key: str,
     label: str,
     now: datetime | None = None,
@@ -245,7 +245,7 @@ def cmd_stats(args: argparse.Namespace, settings: Settings, now: datetime | None
     conn = analytics.open_db(settings)
     with conn:
         if args.user:
-            user = analytics.find_user(conn, args.user)
+            user = storage.resolve_user(conn, args.user)
         else:
             users = analytics.all_users(conn)
             if not users:

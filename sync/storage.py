@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,6 +10,7 @@ from datetime import datetime
 import psycopg
 from psycopg.types.json import Jsonb
 
+from sync.errors import UserError
 from sync.export_parse import MATCH_TOLERANCE_MS
 from sync.transform import AlbumRow, ArtistRow, Play, TrackRow
 
@@ -62,6 +64,43 @@ def load_user(conn: psycopg.Connection, key: int) -> User:
     return User(*row)
 
 
+_ALIAS = re.compile(r"^user-(\d+)$")
+
+
+@dataclass(frozen=True)
+class UserRef:
+    """A stored user as commands name it, without its tokens."""
+
+    key: int
+    user_id: str  # Spotify user id
+    time_zone: str
+    status: str
+
+
+USER_REF_COLUMNS = "id, user_id, time_zone, status"  # UserRef(*row)
+
+
+def resolve_user(conn: psycopg.Connection, text: str) -> UserRef:
+    """The user a command names: by Spotify id, else by the alias user-N that logs show.
+
+    Raises UserError naming the fix when there is none (removed users are found too;
+    callers decide what they may do).
+    """
+    row = conn.execute(
+        f"select {USER_REF_COLUMNS} from user_tokens where user_id = %s", (text,)
+    ).fetchone()
+    match = _ALIAS.match(text)
+    if row is None and match:
+        row = conn.execute(
+            f"select {USER_REF_COLUMNS} from user_tokens where id = %s", (int(match[1]),)
+        ).fetchone()
+    if row is None:
+        raise UserError(
+            f"no user {text!r}: python -m sync users lists them (Spotify id or alias user-N)"
+        )
+    return UserRef(*row)
+
+
 def save_tokens(
     conn: psycopg.Connection,
     key: int,
@@ -112,34 +151,37 @@ def unlock_user(conn: psycopg.Connection, key: int) -> None:
 
 def _upsert_keys(
     conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[tuple]
-) -> dict[str, int]:
-    """Insert rows keyed by uri (first column) that are missing; return uri -> id for all."""
+) -> tuple[dict[str, int], set[int]]:
+    """Insert rows keyed by uri (first column) that are missing.
+
+    Returns uri -> id for all of them, and the ids of the rows this call inserted.
+    """
     unique: dict[str, tuple] = {}
     for row in rows:
         unique.setdefault(row[0], row)
     if not unique:
-        return {}
+        return {}, set()
     # Insert in uri order: concurrent users sharing artists/albums/tracks then take row
     # locks in the same order, so their transactions cannot deadlock each other.
     cols = list(zip(*(unique[uri] for uri in sorted(unique)), strict=True))
     casts = ", ".join(f"%s::{t}[]" for t in _TYPES[table])
     # One round trip: the new rows come back from the insert, the existing ones from
     # the select (one snapshot, so no row is listed twice).
-    ids = dict(
-        conn.execute(
-            f"with new as (insert into {table} ({', '.join(columns)}) "
-            f"select * from unnest({casts}) on conflict (uri) do nothing returning uri, id) "
-            f"select uri, id from new union all "
-            f"select uri, id from {table} where uri = any(%s)",
-            [*(list(c) for c in cols), list(unique)],
-        ).fetchall()
-    )
+    found = conn.execute(
+        f"with new as (insert into {table} ({', '.join(columns)}) "
+        f"select * from unnest({casts}) on conflict (uri) do nothing returning uri, id) "
+        f"select uri, id, true from new union all "
+        f"select uri, id, false from {table} where uri = any(%s)",
+        [*(list(c) for c in cols), list(unique)],
+    ).fetchall()
+    ids = {uri: key for uri, key, _ in found}
+    created = {key for _, key, new in found if new}
     missing = [uri for uri in unique if uri not in ids]
     if missing:  # committed by a concurrent run after this statement's snapshot was taken
         ids.update(
             conn.execute(f"select uri, id from {table} where uri = any(%s)", (missing,)).fetchall()
         )
-    return ids
+    return ids, created
 
 
 _TYPES = {
@@ -170,26 +212,34 @@ def _track_json(t: TrackRow) -> dict:
 
 
 def upsert_tracks(conn: psycopg.Connection, tracks: Iterable[TrackRow]) -> dict[str, int]:
-    """Make sure every track with its album and artists exists; return track uri -> id."""
+    """Make sure every track with its album and artists exists; return track uri -> id.
+
+    A stored track can gain its length, album or further artists here (an export
+    import knew none of them, or only the first artist): the analytics of its plays
+    are then refreshed in the caller's transaction.
+    """
     tracks = list({t.uri: t for t in tracks}.values())
     if not tracks:
         return {}
-    # Rows an export import created from names take on the real identity (sql/003).
+    # Rows an export import created from names take on the real identity and the
+    # length and album only the Web API knows (sql/003); returns the completed ids
+    # (None from the version of sql/003 that returned void).
     fetched = Jsonb([_track_json(t) for t in tracks])
-    conn.execute("select adopt_export_placeholders(%s)", (fetched,))
+    completed = conn.execute("select adopt_export_placeholders(%s)", (fetched,)).fetchone()[0]
+    changed = set(completed or ())
     artists: list[ArtistRow] = [a for t in tracks for a in t.artists]
     albums: list[AlbumRow] = [t.album for t in tracks if t.album is not None]
-    artist_ids = _upsert_keys(
+    artist_ids, _ = _upsert_keys(
         conn, "artists", ("uri", "spotify_id", "name"),
         ((a.uri, a.spotify_id, a.name) for a in artists),
     )  # fmt: skip
-    album_ids = _upsert_keys(
+    album_ids, _ = _upsert_keys(
         conn,
         "albums",
         ("uri", "spotify_id", "name", "album_type", "release_date", "image_url"),
         ((a.uri, a.spotify_id, a.name, a.album_type, a.release_date, a.image_url) for a in albums),
     )
-    track_ids = _upsert_keys(
+    track_ids, created = _upsert_keys(
         conn,
         "tracks",
         (
@@ -211,12 +261,18 @@ def upsert_tracks(conn: psycopg.Connection, tracks: Iterable[TrackRow]) -> dict[
     )
     if links:
         tid, pos, aid = zip(*links, strict=True)
-        conn.execute(
+        linked = conn.execute(
             "insert into track_artists (track_id, position, artist_id) "
             "select * from unnest(%s::integer[], %s::smallint[], %s::integer[]) "
-            "on conflict do nothing",
+            "on conflict do nothing returning track_id",
             (list(tid), list(pos), list(aid)),
-        )
+        ).fetchall()
+        # A track stored before this call that gained artists (usually none).
+        changed.update(key for (key,) in linked if key not in created)
+    if changed:
+        from sync import analytics  # sync.analytics imports this module
+
+        analytics.refresh_tracks(conn, changed)
     return track_ids
 
 

@@ -4,17 +4,21 @@ idempotence, collisions, bulk loading, atomicity, and the command itself."""
 from __future__ import annotations
 
 import io
+import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 import responses
+from psycopg import sql
 
 from sync import analytics, importer, storage
 from sync.errors import UserError
 from sync.export_parse import ExportFormatError, ParseOptions
 from sync.importer import Progress, find_sources, import_export
 from sync.transform import parse_items
+from tests.analytics_support import rebuilt_snapshot, snapshot
 from tests.conftest import add_user
 from tests.export_fakes import (
     account,
@@ -542,6 +546,123 @@ def test_placeholders_take_on_the_real_identity_when_the_sync_sees_it(db_url, co
         (uri(2), 200_000, f"spotify:album:alb{2:019d}", f"spotify:artist:art{2:019d}"),
     ]
     assert conn.execute("select count(*) from tracks").fetchone()[0] == 3
+
+
+def test_a_sync_that_completes_stored_tracks_keeps_their_analytics_current(
+    run, spotify, conn, tmp_path, monkeypatch
+):
+    key = add_user(conn, "alice", "refresh-alice-0001")
+
+    def on(day: int, n: int) -> datetime:  # each kind of change on a day of its own
+        return T0 + timedelta(days=day, minutes=4 * n)
+
+    # Account data names songs only (its tracks get neither album nor length); the
+    # extended history gives each song its first artist only, and no length. Song 6
+    # separates the days: its plays change nothing (they know their listening time).
+    write(tmp_path / "x" / "StreamingHistory_music_0.json",
+          [account(on(3, n), n) for n in (1, 2)])  # fmt: skip
+    write(tmp_path / "x" / "Streaming_History_Audio_2024_0.json",
+          [extended(on(5, n), n) for n in (3, 4)]
+          + [extended(on(day, 6), 6) for day in (2, 4, 6)])  # fmt: skip
+    assert run("import", str(tmp_path / "x"), "--user", "alice", "--no-progress").code == 0
+    # A play the Web API reported without the song's length: estimated as 0 ms.
+    spotify.add_user("alice", "refresh-alice-0001", [item(on(1, 5), 5, duration_ms=None)])
+    assert run("run").code == 0
+    assert snapshot(conn, [key]) == rebuilt_snapshot(conn, [key])
+    unknown = "select count(*) filter (where duration_ms is null), "
+    unknown += "count(*) filter (where album_id is null) from tracks"
+    assert conn.execute(unknown).fetchone() == (6, 2)  # no album: account data's 1 and 2
+
+    # Later the Web API reports the songs again, with length and album; songs 3 and 4
+    # with a second artist.
+    calls: list[list[int]] = []
+    refresh_tracks = analytics.refresh_tracks
+    monkeypatch.setattr(
+        analytics,
+        "refresh_tracks",
+        lambda c, ids: calls.append(sorted(ids)) or refresh_tracks(c, ids),
+    )
+    spotify.plays["alice"] = [item(on(8, -n), n, artists=2 if n in (3, 4) else 1)
+                              for n in (1, 2, 3, 4, 5, 6)]  # fmt: skip
+    assert run("run").code == 0
+    assert conn.execute(unknown).fetchone() == (0, 0)
+    assert conn.execute("select count(*) from track_artists where position = 1").fetchone()[0] == 2
+    # The changed tracks' older plays were refreshed in the sync's transaction: the
+    # aggregates are exactly what a rebuild from the history gives.
+    assert snapshot(conn, [key]) == rebuilt_snapshot(conn, [key])
+    song = dict(conn.execute("select name, id from tracks").fetchall())
+    assert calls == [sorted(song[f"Song {n}"] for n in (1, 2, 3, 4, 5))]
+    by_album = conn.execute(
+        "select count(*) from listening_entity_totals where user_id = %s and kind = 3", (key,)
+    ).fetchone()[0]
+    assert by_album == 6  # each song's album, its older plays included
+
+    # Nothing changes on an ordinary sync: no refresh.
+    spotify.plays["alice"] = [item(on(9, -n), n, artists=2 if n == 3 else 1) for n in (3, 2, 1)]
+    assert run("run").code == 0
+    assert len(calls) == 1
+    assert snapshot(conn, [key]) == rebuilt_snapshot(conn, [key])
+
+
+def _api_window_cost(conn, key: int, times: list, tracks: list[int]) -> tuple[float, float]:
+    """(estimated cost of insert_plays' insert statement, of the function's own query).
+
+    The function's body is planned when it runs; it is planned here the same way, as a
+    statement with the function's arguments as parameters.
+    """
+    body = conn.execute(
+        "select prosrc from pg_proc where proname = 'history_api_plays_to_insert'"
+    ).fetchone()[0]
+    for n, name in enumerate(("p_user", "p_times", "p_tracks", "p_tolerance_ms"), 1):
+        body = re.sub(rf"\b{name}\b", f"${n}", body)
+    args = (key, times, tracks, 90_000)
+    with conn.transaction() as tx:
+        conn.execute(f"prepare body (integer, timestamptz[], integer[], integer) as {body}")
+        conn.execute(
+            "prepare ins (integer, timestamptz[], integer[], integer) as "
+            "insert into listening_history (user_id, played_at, track_id, source) "
+            "select $1, t, k, 0 from history_api_plays_to_insert($1, $2, $3, $4) as u(t, k) "
+            "on conflict (user_id, played_at) do nothing returning played_at"
+        )
+        costs = []
+        for name in ("ins", "body"):
+            query = sql.SQL("explain (format json) execute {}({})").format(
+                sql.Identifier(name), sql.SQL(", ").join(map(sql.Literal, args))
+            )
+            plan = conn.execute(query).fetchone()[0]
+            plan = json.loads(plan) if isinstance(plan, str) else plan
+            costs.append(plan[0]["Plan"]["Total Cost"])
+        conn.execute("deallocate all")
+        raise psycopg.Rollback(tx)
+    return costs[0], costs[1]
+
+
+def test_matching_synced_plays_with_imported_ones_is_planned_cheap_and_without_jit(conn):
+    """A large estimate made Postgres 15 compile JIT code on every sync (~0.6 s a user)."""
+    key = add_user(conn)
+    conn.execute(
+        """insert into tracks (uri, name) select 'spotify:track:t' || g, 'Song ' || g
+             from generate_series(1, 2000) g"""
+    )
+    lo = conn.execute("select min(id) from tracks").fetchone()[0]
+    conn.execute(  # 30,000 imported plays, 3.5 minutes apart
+        """insert into listening_history (user_id, played_at, track_id, ms_played, source)
+           select %s, %s + g * interval '210 seconds', %s + g %% 2000, 120000, 1
+             from generate_series(0, 29999) g""",
+        (key, T0, lo),
+    )
+    conn.execute("analyze")
+    threshold = float(conn.execute("select current_setting('jit_above_cost')").fetchone()[0])
+    newest = T0 + 30_000 * timedelta(seconds=210)
+    inside = T0 + 15_000 * timedelta(seconds=210)
+    for start in (newest, inside):  # the hourly case; plays the import holds already
+        times = [start + i * minutes(4) for i in range(50)]
+        insert, body = _api_window_cost(conn, key, times, [lo + i for i in range(50)])
+        assert insert < threshold / 10 and body < threshold / 10, (start, insert, body)
+    config = conn.execute(
+        "select proconfig from pg_proc where proname = 'history_api_plays_to_insert'"
+    ).fetchone()[0]
+    assert "jit=off" in (config or [])  # and never JIT, whatever the estimate
 
 
 def test_python_m_sync_import_runs_parser_processes(db_url, conn, tmp_path):
