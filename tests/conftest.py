@@ -64,3 +64,22 @@ def add_user(
             list(cols.values()),
         ).fetchone()
     return row[0]
+
+
+@pytest.fixture
+def spotify():
+    """Spotify's HTTP API mocked in-process with `responses` (see tests/sync_helpers.py)."""
+    import responses
+
+    from tests.sync_helpers import FakeSpotify
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield FakeSpotify(rsps)
+
+
+@pytest.fixture
+def run(monkeypatch, capsys, tmp_path, db_url):
+    """Runs `sync.cli.main([...])` in-process with a clean environment and injected time."""
+    from tests.sync_helpers import CliRunner
+
+    return CliRunner(monkeypatch, capsys, tmp_path, db_url)

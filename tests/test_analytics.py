@@ -9,14 +9,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
-import responses
 
 from sync import analytics, db, storage
 from sync.transform import AlbumRow, ArtistRow, Play, TrackRow
 from tests.analytics_support import rebuilt_snapshot, snapshot
 from tests.conftest import add_user
 from tests.spotify_fakes import item, window
-from tests.sync_helpers import CliRunner, FakeSpotify
 
 NEWEST = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 ARTIST_A = ArtistRow("spotify:artist:aaa", "aaa", "Alpha")
@@ -59,17 +57,6 @@ def hours(conn, key: int, day: date) -> list[int]:
 
 def assert_equals_rebuild(conn, *keys: int) -> None:
     assert snapshot(conn, keys) == rebuilt_snapshot(conn, keys)
-
-
-@pytest.fixture
-def spotify():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield FakeSpotify(rsps)
-
-
-@pytest.fixture
-def run(monkeypatch, capsys, tmp_path, db_url):
-    return CliRunner(monkeypatch, capsys, tmp_path, db_url)
 
 
 # -- time zones ---------------------------------------------------------------------

@@ -7,27 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-import responses
 
 from sync import storage
 from tests.conftest import add_user
 from tests.spotify_fakes import window
-from tests.sync_helpers import CliRunner, FakeSpotify
+from tests.sync_helpers import CliRunner
 
 NEWEST = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 UNUSED_DB = "postgresql://postgres@127.0.0.1:1/unused"
 FORBIDDEN = (403, {"error": {"status": 403, "message": "User not registered in the app"}}, {})
-
-
-@pytest.fixture
-def spotify():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield FakeSpotify(rsps)
-
-
-@pytest.fixture
-def run(monkeypatch, capsys, tmp_path, db_url):
-    return CliRunner(monkeypatch, capsys, tmp_path, db_url)
 
 
 @pytest.fixture

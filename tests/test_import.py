@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-import responses
 from psycopg import sql
 
 from sync import analytics, importer, storage
@@ -32,7 +31,6 @@ from tests.export_fakes import (
     write_zip,
 )
 from tests.spotify_fakes import item
-from tests.sync_helpers import CliRunner, FakeSpotify
 
 T0 = datetime(2024, 5, 6, 18, 0, 0, tzinfo=UTC)
 EXT = "Spotify Extended Streaming History/Streaming_History_Audio_2024_0.json"
@@ -426,17 +424,6 @@ def test_analytics_tables_agree_with_the_history_after_an_import(db_url, conn, t
 
 
 # -- import then sync, and the command ------------------------------------------------
-@pytest.fixture
-def spotify():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield FakeSpotify(rsps)
-
-
-@pytest.fixture
-def run(monkeypatch, capsys, tmp_path, db_url):
-    return CliRunner(monkeypatch, capsys, tmp_path, db_url)
-
-
 def test_import_then_sync_adds_nothing_but_new_plays(run, spotify, conn, tmp_path):
     add_user(conn, "alice", "refresh-alice-0001")
     ends = [T0 + minutes(4 * i) for i in range(6)]

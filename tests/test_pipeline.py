@@ -7,8 +7,6 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-import pytest
-import responses
 
 from sync import db, storage
 from sync.pipeline import Context, Options, fair_order, run_sync
@@ -17,7 +15,6 @@ from tests.conftest import add_user
 from tests.spotify_fakes import item, window
 from tests.sync_helpers import (
     CliRunner,
-    FakeSpotify,
     FakeTime,
     make_client,
     rate_limited,
@@ -25,17 +22,6 @@ from tests.sync_helpers import (
 )
 
 NEWEST = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def spotify():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield FakeSpotify(rsps)
-
-
-@pytest.fixture
-def run(monkeypatch, capsys, tmp_path, db_url):
-    return CliRunner(monkeypatch, capsys, tmp_path, db_url)
 
 
 def _stored(conn, user_id="alice") -> list[datetime]:

@@ -9,15 +9,12 @@ import logging
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse, urlunparse
 
-import pytest
-import responses
-
 from sync.redact import RedactingFilter, Redactor
 from tests import standin as standin_module
 from tests.conftest import add_user
 from tests.spotify_fakes import window
 from tests.standin import Standin
-from tests.sync_helpers import CLIENT_SECRET, CliRunner, FakeSpotify
+from tests.sync_helpers import CLIENT_SECRET, CliRunner
 from tests.test_e2e_subprocess import run_cli
 
 NEWEST = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -117,12 +114,6 @@ def test_whole_job_leaks_no_secret(db_url, conn, tmp_path):
     assert alice_mask < alice_group
     assert f"::add-mask::{state.client_secret}" in lines
     assert f"::add-mask::{password}" in lines
-
-
-@pytest.fixture
-def spotify():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield FakeSpotify(rsps)
 
 
 def test_error_text_echoing_a_token_is_scrubbed_everywhere(monkeypatch, capsys, tmp_path,

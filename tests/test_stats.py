@@ -9,7 +9,6 @@ import pytest
 
 from sync import stats, storage
 from tests.conftest import add_user
-from tests.sync_helpers import CliRunner
 from tests.test_analytics import ARTIST_A, ARTIST_B, store, track
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # Saturday, 13:00 in Berlin
@@ -86,11 +85,6 @@ def test_bars_and_shades():
     assert stats.bar(8, 80, width=10) == "█" and stats.bar(12, 80, width=10) == "█▌"
     assert stats.bar(1, 1000) == "▏"  # anything above zero shows
     assert [stats.shade(v, 8) for v in (0, 1, 2, 3, 4, 5, 8)] == [" ", "░", "░", "▒", "▒", "▓", "█"]
-
-
-@pytest.fixture
-def run(monkeypatch, capsys, tmp_path, db_url):
-    return CliRunner(monkeypatch, capsys, tmp_path, db_url)
 
 
 def test_stats_command_prints_names_locally(run, conn, alice):

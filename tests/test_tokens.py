@@ -8,26 +8,14 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 import requests
-import responses
 
 from sync import tokens
 from sync.storage import User
 from tests.conftest import add_user
 from tests.spotify_fakes import window
-from tests.sync_helpers import CliRunner, FakeSpotify, server_error, unauthorized
+from tests.sync_helpers import server_error, unauthorized
 
 NEWEST = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def spotify():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield FakeSpotify(rsps)
-
-
-@pytest.fixture
-def run(monkeypatch, capsys, tmp_path, db_url):
-    return CliRunner(monkeypatch, capsys, tmp_path, db_url)
 
 
 def _token_row(conn, user_id="alice"):
