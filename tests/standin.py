@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -205,6 +206,24 @@ class Standin:
     @property
     def api_url(self) -> str:
         return f"{self.base}/v1"
+
+    def cli_env(self, db_url: str, *, drop: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
+        """Environment for `python -m sync` pointed at this stand-in and db_url.
+
+        Inherited GITHUB_*/SPOTIFY_*/SYNC_* variables (and any prefixes in `drop`) are removed
+        so the developer's own settings never leak into a run.
+        """
+        prefixes = ("GITHUB_", "SPOTIFY_", "SYNC_", *drop)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+        env.update(
+            DATABASE_URL=db_url,
+            SPOTIFY_CLIENT_ID=self.state.client_id,
+            SPOTIFY_CLIENT_SECRET=self.state.client_secret,
+            SPOTIFY_API_URL=self.api_url,
+            SPOTIFY_ACCOUNTS_URL=self.base,
+        )
+        env.update(extra)  # callers may override any of the above
+        return env
 
     def __enter__(self) -> Standin:
         self._thread.start()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -17,17 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_cli(db_url: str, standin: Standin, *args: str, extra_env: dict | None = None):
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SPOTIFY_", "SYNC_"))
-    }
-    env.update(
-        DATABASE_URL=db_url,
-        SPOTIFY_CLIENT_ID=standin.state.client_id,
-        SPOTIFY_CLIENT_SECRET=standin.state.client_secret,
-        SPOTIFY_API_URL=standin.api_url,
-        SPOTIFY_ACCOUNTS_URL=standin.base,
-    )
-    env.update(extra_env or {})
+    env = standin.cli_env(db_url, **(extra_env or {}))
     return subprocess.run(
         [sys.executable, "-m", "sync", *args],
         cwd=ROOT,

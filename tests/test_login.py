@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import re
 import socket
 import subprocess
@@ -396,20 +395,9 @@ def test_pasting_the_authorize_url_by_mistake_is_explained():
 
 # -- as a user runs it ------------------------------------------------------------
 def _env(db_url: str, standin: Standin, redirect: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GITHUB_", "SPOTIFY_", "SYNC_", "DISPLAY", "WAYLAND", "BROWSER"))
-    }
-    env.update(
-        DATABASE_URL=db_url,
-        SPOTIFY_CLIENT_ID=standin.state.client_id,
-        SPOTIFY_CLIENT_SECRET=standin.state.client_secret,
-        SPOTIFY_API_URL=standin.api_url,
-        SPOTIFY_ACCOUNTS_URL=standin.base,
-        SPOTIFY_REDIRECT_URI=redirect,
+    return standin.cli_env(
+        db_url, drop=("DISPLAY", "WAYLAND", "BROWSER"), SPOTIFY_REDIRECT_URI=redirect
     )
-    return env
 
 
 def _read_until_url(proc: subprocess.Popen) -> str:

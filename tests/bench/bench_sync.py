@@ -74,17 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def cli_env(db_url: str, standin: Standin) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SPOTIFY_", "SYNC_"))
-    }
-    env.update(
-        DATABASE_URL=db_url,
-        SPOTIFY_CLIENT_ID=standin.state.client_id,
-        SPOTIFY_CLIENT_SECRET=standin.state.client_secret,
-        SPOTIFY_API_URL=standin.api_url,
-        SPOTIFY_ACCOUNTS_URL=standin.base,
-    )
-    return env
+    return standin.cli_env(db_url)
 
 
 def seed(db_url: str, state: StandinState, users: int, plays: int) -> None:
