@@ -6,7 +6,6 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from sync import analytics, db, storage
 from sync.config import Settings, load_dotenv_file, load_settings
@@ -237,7 +236,6 @@ def cmd_run(args: argparse.Namespace, settings: Settings, redactor: Redactor) ->
             settings.require_spotify_credentials()
         users = fair_order(users, storage.last_attempts(conn))
         options = Options(
-            users=args.user,
             dry_run=args.dry_run,
             max_tracks=args.max_tracks,
             concurrency=args.concurrency,
@@ -322,7 +320,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Options:
-    users: Sequence[str] = ()
     dry_run: bool = False
     max_tracks: int = 1000
     concurrency: int = 4

@@ -73,7 +73,7 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _artist(raw: object, local: bool) -> ArtistRow | None:
+def _artist(raw: object) -> ArtistRow | None:
     if not isinstance(raw, dict):
         return None
     name = _str(raw.get("name"))
@@ -126,9 +126,7 @@ def item_to_play(item: object) -> Play:
     uri = _str(track.get("uri")) or (f"spotify:track:{spotify_id}" if spotify_id else None)
     if uri is None:
         raise SkipItem("track has neither uri nor id")
-    artists = tuple(
-        a for a in (_artist(r, is_local) for r in (track.get("artists") or [])) if a is not None
-    )
+    artists = tuple(a for a in (_artist(r) for r in (track.get("artists") or [])) if a is not None)
     external = track.get("external_ids")
     isrc = _str(external.get("isrc")) if isinstance(external, dict) else None
     return Play(
