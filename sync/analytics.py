@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from sync import db, storage
+from sync import db, schema, storage
 from sync.config import Settings
 from sync.errors import UserError
 from sync.storage import UserRef
@@ -108,7 +108,7 @@ def validate_zone(conn: psycopg.Connection, zone: str) -> str:
 def open_db(settings: Settings) -> psycopg.Connection:
     """Connect (DATABASE_URL or embedded) and apply pending migrations."""
     conn = db.connect(db.database_url(settings))
-    db.migrate(conn)
+    schema.migrate(conn)
     return conn
 
 

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from sync import analytics, db, storage
+from sync import analytics, db, schema, storage
 from sync.config import Settings, load_dotenv_file, load_settings
 from sync.errors import UserError
 from sync.pipeline import Context, Options, fair_order, run_sync
@@ -186,14 +186,14 @@ def _lazy(module: str, name: str):
 def _open(settings: Settings):
     url = db.database_url(settings)
     conn = db.connect(url)
-    db.migrate(conn)  # logs each file it applies
+    schema.migrate(conn)  # logs each file it applies
     return url, conn
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     url = db.database_url(settings)
     with db.connect(url) as conn:
-        applied = db.migrate(conn)
+        applied = schema.migrate(conn)
     print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied
           else "schema is up to date")  # fmt: skip
     return 0

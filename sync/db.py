@@ -1,22 +1,20 @@
-"""Database connections (DATABASE_URL or an embedded server under .data/) and migrations."""
+"""The one door to the database: DATABASE_URL or an embedded server under .data/, migrated."""
 
 from __future__ import annotations
 
 import logging
-import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 
+from sync import schema
 from sync.config import Settings, url_password
 from sync.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
-
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
-MIGRATION_LOCK = 7_305_001  # advisory lock key: one migrate at a time
-_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
 def embedded_url(data_dir: Path) -> str:
@@ -71,48 +69,14 @@ def _scrub(text: str, url: str) -> str:
     return text.replace(password, "***") if password else text
 
 
-def migrations(sql_dir: Path = SQL_DIR) -> list[tuple[str, Path]]:
-    found = []
-    for path in sorted(sql_dir.glob("*.sql")):
-        match = _MIGRATION_NAME.match(path.name)
-        if match:
-            found.append((match.group(1), path))
-    return found
+@contextmanager
+def open_database(settings: Settings, *, migrate: bool = True) -> Iterator[psycopg.Connection]:
+    """Connect (starting the embedded server when DATABASE_URL is unset) and migrate once.
 
-
-def applied_versions(conn: psycopg.Connection) -> set[str]:
-    exists = conn.execute("select to_regclass('schema_migrations') is not null").fetchone()[0]
-    if not exists:
-        return set()
-    return {row[0] for row in conn.execute("select version from schema_migrations")}
-
-
-def pending_migrations(conn: psycopg.Connection, sql_dir: Path = SQL_DIR) -> list[str]:
-    done = applied_versions(conn)
-    conn.rollback()
-    return [version for version, _ in migrations(sql_dir) if version not in done]
-
-
-def migrate(conn: psycopg.Connection, sql_dir: Path = SQL_DIR) -> list[str]:
-    """Apply pending migrations, each in its own transaction; return the versions applied."""
-    applied: list[str] = []
-    conn.execute("select pg_advisory_lock(%s)", (MIGRATION_LOCK,))
-    conn.commit()
-    try:
-        done = applied_versions(conn)
-        conn.rollback()
-        for version, path in migrations(sql_dir):
-            if version in done:
-                continue
-            with conn.transaction():
-                conn.execute(path.read_text())
-                conn.execute(
-                    "insert into schema_migrations (version) values (%s) on conflict do nothing",
-                    (version,),
-                )
-            log.info("applied migration %s", path.name)
-            applied.append(version)
-    finally:
-        conn.execute("select pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
-        conn.commit()
-    return applied
+    Every command opens its database here, so "connect, then migrate" is written once.
+    """
+    conn = connect(database_url(settings))
+    with conn:
+        if migrate:
+            schema.migrate(conn)  # logs each file it applies
+        yield conn

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlparse
 
 import psycopg
 
-from sync import db, tokens
+from sync import db, schema, tokens
 from sync.config import (
     DEFAULT_ACCOUNTS_URL,
     DEFAULT_API_URL,
@@ -153,8 +153,8 @@ def check_database(
         return [Check(FAIL, "database", str(exc))], None
     version = conn.execute("show server_version").fetchone()[0]
     checks = [Check(OK, "database", f"reachable (PostgreSQL {version.split()[0]})")]
-    known = [v for v, _ in db.migrations()]
-    applied = db.applied_versions(conn)
+    known = [v for v, _ in schema.migrations()]
+    applied = schema.applied_versions(conn)
     conn.rollback()
     pending = [v for v in known if v not in applied]
     unknown = sorted(applied - set(known))

@@ -31,7 +31,7 @@ from typing import TextIO
 import psycopg
 from psycopg import sql
 
-from sync import analytics, db, storage
+from sync import analytics, db, locks, schema, storage
 from sync.config import Settings
 from sync.errors import UserError
 from sync.export_match import Staged, Stored, plan, reach_ms, song_key
@@ -58,7 +58,6 @@ from sync.export_parse import (
     sniff,
 )
 from sync.report import alias
-from sync.storage import ADVISORY_NAMESPACE
 
 log = logging.getLogger(__name__)
 
@@ -449,7 +448,7 @@ class Loader:
 
     def _lock_user(self) -> None:
         """Serialise with `sync run` for this user (same advisory lock key as the pipeline)."""
-        args = (ADVISORY_NAMESPACE, self.user)
+        args = (locks.USER, self.user)
         if not self.conn.execute("select pg_try_advisory_xact_lock(%s, %s)", args).fetchone()[0]:
             log.info("a sync of this user is running: waiting for it to finish")
             self.conn.execute("select pg_advisory_xact_lock(%s, %s)", args)
@@ -797,7 +796,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         )
     url = db.database_url(settings)
     with db.connect(url) as conn:
-        applied = db.migrate(conn)
+        applied = schema.migrate(conn)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
         key, user_id = resolve_user(conn, args.user)

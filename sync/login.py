@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import psycopg
 
-from sync import db, tokens
+from sync import db, locks, schema, tokens
 from sync.config import Settings
 from sync.errors import ConfigError, UserError
 from sync.report import alias
@@ -43,7 +43,7 @@ from sync.spotify import (
     TemporaryError,
     TokenResponse,
 )
-from sync.storage import ADVISORY_NAMESPACE, User, resolve_user
+from sync.storage import User, resolve_user
 
 log = logging.getLogger(__name__)
 
@@ -422,7 +422,7 @@ def login(
     url = db.database_url(settings)
     conn = db.connect(url)
     try:
-        applied = db.migrate(conn)
+        applied = schema.migrate(conn)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
         client = client or SpotifyClient(
@@ -555,9 +555,9 @@ def remove_user(conn: psycopg.Connection, key: int, keep_history: bool) -> int:
     Returns the number of plays deleted (0 when kept). One transaction; the caller's.
     Deleting cascades to listening_history, sync_run_users and the analytics tables.
     """
-    locked = conn.execute(
-        "select pg_try_advisory_xact_lock(%s, %s)", (ADVISORY_NAMESPACE, key)
-    ).fetchone()[0]
+    locked = conn.execute("select pg_try_advisory_xact_lock(%s, %s)", (locks.USER, key)).fetchone()[
+        0
+    ]
     if not locked:
         raise UserError(
             "a sync run is working on this user right now: try again when it has finished"
@@ -593,7 +593,7 @@ def cmd_remove_user(
 
     url = db.database_url(settings)
     with db.connect(url) as conn:
-        db.migrate(conn)
+        schema.migrate(conn)
         user = resolve_user(conn, args.user)
         key, user_id, status = user.key, user.user_id, user.status
         plays = conn.execute(

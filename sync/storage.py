@@ -10,12 +10,12 @@ from datetime import datetime
 import psycopg
 from psycopg.types.json import Jsonb
 
+from sync import locks
 from sync.errors import UserError
 from sync.export_parse import MATCH_TOLERANCE_MS
 from sync.transform import AlbumRow, ArtistRow, Play, TrackRow
 
 SOURCE_API = 0
-ADVISORY_NAMESPACE = 7305  # pg_try_advisory_lock(ADVISORY_NAMESPACE, user key)
 
 
 @dataclass(frozen=True)
@@ -139,13 +139,13 @@ def newest_played_at(conn: psycopg.Connection, key: int) -> datetime | None:
 
 def try_lock_user(conn: psycopg.Connection, key: int) -> bool:
     """Session-level advisory lock so two overlapping runs never sync one user at once."""
-    row = conn.execute("select pg_try_advisory_lock(%s, %s)", (ADVISORY_NAMESPACE, key)).fetchone()
+    row = conn.execute("select pg_try_advisory_lock(%s, %s)", (locks.USER, key)).fetchone()
     conn.commit()
     return bool(row[0])
 
 
 def unlock_user(conn: psycopg.Connection, key: int) -> None:
-    conn.execute("select pg_advisory_unlock(%s, %s)", (ADVISORY_NAMESPACE, key))
+    conn.execute("select pg_advisory_unlock(%s, %s)", (locks.USER, key))
     conn.commit()
 
 

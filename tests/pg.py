@@ -41,13 +41,13 @@ class PgCluster:
         return psycopg.connect(self.admin_url, autocommit=True)
 
     def build_template(self) -> None:
-        from sync import db
+        from sync import schema
 
         with self.admin() as conn:
             conn.execute(f'drop database if exists "{self.template}"')
             conn.execute(f'create database "{self.template}"')
         with psycopg.connect(with_dbname(self.admin_url, self.template)) as conn:
-            db.migrate(conn)
+            schema.migrate(conn)
 
     def create(self, migrated: bool = True) -> str:
         name = f"{self.prefix}_{next(_counter)}"

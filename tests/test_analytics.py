@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 
-from sync import analytics, db, storage
+from sync import analytics, schema, storage
 from sync.transform import AlbumRow, ArtistRow, Play, TrackRow
 from tests.analytics_support import rebuilt_snapshot, snapshot
 from tests.conftest import add_user
@@ -326,9 +326,9 @@ def test_a_zone_postgres_does_not_know_is_refused_by_the_table(conn):
 def test_migration_builds_aggregates_for_users_with_history(empty_db_url, tmp_path):
     only_core = tmp_path / "sql"
     only_core.mkdir()
-    (only_core / "001_core.sql").write_text((db.SQL_DIR / "001_core.sql").read_text())
+    (only_core / "001_core.sql").write_text((schema.SQL_DIR / "001_core.sql").read_text())
     with psycopg.connect(empty_db_url) as conn:
-        db.migrate(conn, only_core)
+        schema.migrate(conn, only_core)
         key = add_user(conn)
         conn.execute(
             "insert into tracks (uri, name, duration_ms) values ('spotify:track:t1', 'x', 200000)"
@@ -339,7 +339,7 @@ def test_migration_builds_aggregates_for_users_with_history(empty_db_url, tmp_pa
             (key, datetime(2026, 5, 1, 12, tzinfo=UTC)),
         )
         conn.commit()
-        db.migrate(conn)  # the rest, analytics included
+        schema.migrate(conn)  # the rest, analytics included
         assert days(conn, key) == {date(2026, 5, 1): (1, 200_000, 200_000)}
 
 

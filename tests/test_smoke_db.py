@@ -1,8 +1,8 @@
-from sync import db
+from sync import schema
 
 
 def test_template_has_every_migration(conn):
-    versions = [v for v, _ in db.migrations()]
-    assert db.pending_migrations(conn) == []
+    versions = [v for v, _ in schema.migrations()]
+    assert schema.migrate(conn) == []
     stored = [r[0] for r in conn.execute("select version from schema_migrations order by 1")]
     assert stored == versions

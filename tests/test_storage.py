@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from sync import db, storage
+from sync import schema, storage
 from sync.transform import item_to_play
 from tests.conftest import add_user
 from tests.spotify_fakes import item, window
@@ -31,7 +31,7 @@ def _tables(conn) -> dict[str, bool]:
 # -- migrations ---------------------------------------------------------------------
 def test_migrate_command_applies_everything_once(monkeypatch, capsys, tmp_path, empty_db_url):
     run = CliRunner(monkeypatch, capsys, tmp_path, empty_db_url)
-    versions = [v for v, _ in db.migrations()]
+    versions = [v for v, _ in schema.migrations()]
     first = run("migrate")
     assert first.code == 0, first.err
     assert first.out.strip() == f"applied {len(versions)} migration(s): {', '.join(versions)}"
@@ -41,25 +41,24 @@ def test_migrate_command_applies_everything_once(monkeypatch, capsys, tmp_path, 
     with psycopg.connect(empty_db_url) as conn:
         stored = [r[0] for r in conn.execute("select version from schema_migrations order by 1")]
         assert stored == versions
-        assert db.migrate(conn) == []
+        assert schema.migrate(conn) == []
 
 
 def test_pasting_every_migration_twice_is_harmless(empty_db_url):
     """What a Supabase user does in the SQL editor: paste each file, maybe twice."""
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         for _ in range(2):
-            for _, path in db.migrations():
+            for _, path in schema.migrations():
                 conn.execute(path.read_text())
         add_user(conn, "alice")
-        for _, path in db.migrations():  # again, over data
+        for _, path in schema.migrations():  # again, over data
             conn.execute(path.read_text())
-        assert db.pending_migrations(conn) == []
-        assert db.migrate(conn) == []  # `migrate` after pasting applies nothing
+        assert schema.migrate(conn) == []  # `migrate` after pasting applies nothing
         assert conn.execute("select count(*) from user_tokens").fetchone()[0] == 1
 
 
 def test_migrations_are_numbered_files():
-    names = [path.name for _, path in db.migrations()]
+    names = [path.name for _, path in schema.migrations()]
     assert names and names[0] == "001_core.sql"
     numbers = [int(name[:3]) for name in names]
     assert numbers == sorted(set(numbers))

@@ -38,7 +38,7 @@ from urllib.parse import urlparse
 
 import psycopg
 
-from sync import analytics, db, stats, storage
+from sync import analytics, schema, stats, storage
 from sync.config import load_settings
 from sync.transform import AlbumRow, ArtistRow, Play, TrackRow
 from tests.pg import with_dbname
@@ -260,11 +260,11 @@ def main(argv: list[str] | None = None) -> int:
             f"rows {machine_reference(admin):.2f} s (a recent laptop: about 0.5 s)"
         )
         with psycopg.connect(url) as conn:
-            db.migrate(conn)
+            schema.migrate(conn)
             if (
                 args.reuse
             ):  # an older database: the files are idempotent, bring functions up to date
-                for _, path in db.migrations():
+                for _, path in schema.migrations():
                     conn.execute(path.read_text())
                 conn.commit()
             row = conn.execute(

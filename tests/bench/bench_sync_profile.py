@@ -52,7 +52,7 @@ def instrument() -> None:
     from sync import analytics, db, pipeline, spotify, storage, tokens
 
     _timed(db, "connect", "db.connect")
-    _timed(db, "migrate", "db.migrate")
+    _timed(db, "migrate", "schema.migrate")
     for name in (
         "load_users", "try_lock_user", "unlock_user", "newest_played_at", "insert_plays",
         "upsert_tracks", "save_tokens", "record_user_result",
