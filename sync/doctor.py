@@ -8,11 +8,8 @@ no user token and writes nothing. Exit 1 when something blocks syncing, else 0.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import re
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +18,7 @@ from urllib.parse import parse_qs, urlparse
 
 import psycopg
 
-from sync import db, schema, tokens
+from sync import db, schema
 from sync.config import (
     DEFAULT_ACCOUNTS_URL,
     DEFAULT_API_URL,
@@ -30,11 +27,11 @@ from sync.config import (
     url_password,
 )
 from sync.errors import UserError
-from sync.login import SCOPES, parse_redirect_uri
+from sync.job import tokens
+from sync.names import alias
 from sync.redact import Redactor
-from sync.report import alias
-from sync.spotify import InvalidClient, SpotifyClient, SpotifyError, TemporaryError
-from sync.storage import User
+from sync.spotify.client import InvalidClient, SpotifyClient, SpotifyError, TemporaryError
+from sync.spotify.oauth import SCOPES, parse_redirect_uri
 
 log = logging.getLogger(__name__)
 
@@ -293,9 +290,7 @@ def check_users(conn: psycopg.Connection, now: datetime, show_ids: bool = False)
                 Check(FAIL, name, f"token lacks the scope {', '.join(missing)}", login_fix)
             )
             continue
-        expires = tokens.refresh_token_expires_at(
-            User(key, user_id, "", None, None, scope, authorized_at, status, reason)
-        )
+        expires = tokens.refresh_token_expires_at(authorized_at)
         days = (expires - now).days
         synced = f"last ok sync {_ago(now - last_ok)} ago" if last_ok else "never synced"
         scope_text = f"scope {scope}" if scope else "scope not known until the first refresh"
@@ -461,8 +456,3 @@ def run_doctor(env: Mapping[str, str], out: TextIO, **kwargs) -> int:
     else:
         out.write(f"doctor: nothing blocks syncing ({warned} warning(s))\n")
     return 1 if failed else 0
-
-
-def cmd_doctor(args: argparse.Namespace, settings: Settings | None) -> int:
-    """Settings are re-read from the environment: doctor must explain malformed ones too."""
-    return run_doctor(os.environ, sys.stdout)

@@ -7,16 +7,14 @@ separate from rendering: `load_stats` queries, `render_stats` is a pure function
 
 from __future__ import annotations
 
-import argparse
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 
-from sync import analytics, storage
-from sync.config import Settings
 from sync.errors import UserError
+from sync.store.users import UserRef
 
 TOP_N = 10
 CHART_DAYS = 30
@@ -73,7 +71,7 @@ class Stats:
 
 def load_stats(
     conn: psycopg.Connection,
-    user: storage.UserRef,
+    user: UserRef,
     period_key: str,
     label: str,
     now: datetime | None = None,
@@ -237,25 +235,3 @@ def render_stats(s: Stats) -> str:
         out.append(f"  {WEEKDAYS[w - 1]}  {cells}  {total:>7,}")
     out.append(f"  scale: ░ fewest … █ most plays per hour (most: {top_cell:,})")
     return "\n".join(out) + "\n"
-
-
-def cmd_stats(args: argparse.Namespace, settings: Settings, now: datetime | None = None) -> int:
-    """Print totals, top artists and tracks, the last 30 days and the hour x weekday map."""
-    period_key = parse_period(args.period)
-    conn = analytics.open_db(settings)
-    with conn:
-        if args.user:
-            user = storage.resolve_user(conn, args.user)
-        else:
-            users = analytics.all_users(conn)
-            if not users:
-                raise UserError("no users yet: run python -m sync login to add one")
-            if len(users) > 1:
-                raise UserError(
-                    f"{len(users)} users stored: pass --user ID (python -m sync users lists them)"
-                )
-            user = users[0]
-        label = user.user_id if settings.show_user_ids else f"user-{user.key}"
-        stats = load_stats(conn, user, period_key, label, now)
-    print(render_stats(stats), end="")
-    return 0

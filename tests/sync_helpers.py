@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlparse
 import requests
 import responses
 
-from sync.spotify import SpotifyClient
+from sync.spotify.client import SpotifyClient
 
 API = "https://api.spotify.test/v1"
 ACCOUNTS = "https://accounts.spotify.test"
@@ -205,7 +205,8 @@ class CliRunner:
         import logging
         import os
 
-        from sync import cli, pipeline
+        from sync.commands import run as run_command
+        from sync.job import pipeline
 
         self.monkeypatch = monkeypatch
         self.capsys = capsys
@@ -225,7 +226,7 @@ class CliRunner:
         monkeypatch.setenv("SPOTIFY_API_URL", API)
         monkeypatch.setenv("SPOTIFY_ACCOUNTS_URL", ACCOUNTS)
         self.clients: list[SpotifyClient] = []
-        real_client = cli.SpotifyClient
+        real_client = run_command.SpotifyClient
 
         def client_factory(*args, **kwargs) -> SpotifyClient:
             kwargs.update(sleep=self.time.sleep, clock=self.time.clock, jitter=lambda: jitter)
@@ -233,9 +234,9 @@ class CliRunner:
             self.clients.append(client)
             return client
 
-        monkeypatch.setattr(cli, "SpotifyClient", client_factory)
+        monkeypatch.setattr(run_command, "SpotifyClient", client_factory)
         monkeypatch.setattr(
-            cli, "run_sync", functools.partial(pipeline.run_sync, clock=self.time.clock)
+            run_command, "run_sync", functools.partial(pipeline.run_sync, clock=self.time.clock)
         )
         # main() installs its own log handler: put the test runner's back afterwards.
         root = logging.getLogger()

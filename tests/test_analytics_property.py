@@ -18,8 +18,9 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 
-from sync import analytics, storage
-from sync.transform import Play
+from sync import analytics
+from sync.job.transform import Play
+from sync.store import plays as plays_store
 from tests.analytics_support import (
     StoredPlay,
     array_problems,
@@ -107,11 +108,11 @@ def feed(conn: psycopg.Connection, who: Listener, batch: list[tuple], kind: str)
     """Store a batch the way the pipeline (API) or an import (export, exact ms) does."""
     with conn.transaction():
         if kind == "api":
-            new = storage.insert_plays(conn, who.key, [Play(t, tr) for t, tr, _ in batch])
+            new = plays_store.insert_plays(conn, who.key, [Play(t, tr) for t, tr, _ in batch])
             stored = {t for t in new}
             who.plays += [StoredPlay(t, tr, None) for t, tr, _ in batch if t in stored]
         else:
-            ids = storage.upsert_tracks(conn, [tr for _, tr, _ in batch])
+            ids = plays_store.upsert_tracks(conn, [tr for _, tr, _ in batch])
             rows = conn.execute(
                 """insert into listening_history (user_id, played_at, track_id, ms_played, source)
                    select %s, t, k, m, 1

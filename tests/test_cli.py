@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from sync import storage
+from sync.store import users as user_store
 from tests.conftest import add_user
 from tests.spotify_fakes import window
 from tests.sync_helpers import CliRunner
@@ -36,7 +36,7 @@ def four_users(conn, spotify, db_url):
     spotify.add_user("dave", "refresh-dave-0001", window(NEWEST, 3))
     spotify.data_queue["carol"] = [FORBIDDEN]
     with psycopg.connect(db_url) as other_run:
-        storage.try_lock_user(other_run, dave)
+        user_store.try_lock_user(other_run, dave)
         yield
 
 

@@ -15,7 +15,7 @@ import requests
 import responses
 
 from sync.doctor import FAIL, OK, SKIP, WARN, check_settings, diagnose, run_doctor
-from sync.spotify import SpotifyClient
+from sync.spotify.client import SpotifyClient
 from tests.conftest import add_user
 from tests.standin import Standin, StandinState
 

@@ -12,11 +12,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from sync import analytics, importer, storage
+from sync import analytics
+from sync.commands import import_export as import_command
 from sync.errors import UserError
-from sync.export_parse import ExportFormatError, ParseOptions
-from sync.importer import Progress, find_sources, import_export
-from sync.transform import parse_items
+from sync.history_import.importer import import_export
+from sync.history_import.parse import ExportFormatError, ParseOptions
+from sync.history_import.progress import Progress
+from sync.history_import.sources import find_sources
+from sync.job.transform import parse_items
+from sync.store import plays as plays_store
 from tests.analytics_support import rebuilt_snapshot, snapshot
 from tests.conftest import add_user
 from tests.export_fakes import (
@@ -59,7 +63,7 @@ def sync_plays(conn, key, items) -> list[datetime]:
     """Store Web API items the way `sync run` does."""
     plays, _ = parse_items(items)
     with conn.transaction():
-        return storage.insert_plays(conn, key, plays)
+        return plays_store.insert_plays(conn, key, plays)
 
 
 def counts(result) -> dict:
@@ -505,7 +509,7 @@ def test_removed_users_cannot_import(conn):
     add_user(conn, "alice", "refresh-alice-0001")
     conn.execute("update user_tokens set status = 'removed', refresh_token = null")
     with pytest.raises(UserError, match="was removed"):
-        importer.resolve_user(conn, "alice")
+        import_command.resolve_user(conn, "alice")
 
 
 def test_progress_bar_draws_on_a_terminal_only():
@@ -587,9 +591,9 @@ def test_a_sync_that_completes_stored_tracks_keeps_their_analytics_current(
     # Later the Web API reports the songs again, with length and album; songs 3 and 4
     # with a second artist.
     calls: list[list[int]] = []
-    refresh_tracks = analytics.refresh_tracks
+    refresh_tracks = plays_store.refresh_tracks
     monkeypatch.setattr(
-        analytics,
+        plays_store,
         "refresh_tracks",
         lambda c, ids: calls.append(sorted(ids)) or refresh_tracks(c, ids),
     )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sync.export_match import Staged, Stored, plan, song_key
-from sync.export_parse import (
+from sync.history_import.match import Staged, Stored, plan, song_key
+from sync.history_import.parse import (
     MATCH_TOLERANCE_MS,
     SOURCE_ACCOUNT,
     SOURCE_API,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sync.export_parse import (
+from sync.history_import.parse import (
     ACCOUNT,
     ACCOUNT_PODCAST,
     EXTENDED,

@@ -22,19 +22,14 @@ import pytest
 import requests
 import responses
 
-from sync import storage
+from sync.commands.login import cmd_login
 from sync.config import load_settings
 from sync.errors import ConfigError, UserError
-from sync.login import (
-    SCOPES,
-    LoginFailed,
-    LoginIO,
-    cmd_login,
-    code_from_pasted_url,
-    login,
-    parse_redirect_uri,
-)
-from sync.transform import parse_items
+from sync.job.transform import parse_items
+from sync.signin import LoginIO, login
+from sync.spotify.oauth import SCOPES, LoginFailed, code_from_pasted_url, parse_redirect_uri
+from sync.store import plays as plays_store
+from sync.store import users as user_store
 from tests.conftest import add_user
 from tests.spotify_fakes import window
 from tests.standin import Standin
@@ -203,24 +198,24 @@ def test_login_again_clears_needs_reauth_and_keeps_the_key(db_url, conn, standin
     assert (row["status"], row["status_reason"]) == ("active", None)
     assert row["refresh_token"] == "standin-refresh-alice-login"
     assert row["authorized_at"] == NOW  # the 6-month clock restarts
-    assert [u.user_id for u in storage.load_users(conn)] == ["alice"]
+    assert [u.user_id for u in user_store.load_users(conn)] == ["alice"]
 
 
 def test_login_reactivates_a_removed_user_with_history_intact(db_url, conn, standin):
     key = add_user(conn, "alice", "refresh-old-0001")
     plays, _ = parse_items(window(NOW - timedelta(days=1), 3))
     with conn.transaction():
-        storage.insert_plays(conn, key, plays)
+        plays_store.insert_plays(conn, key, plays)
     conn.execute(
         "update user_tokens set status = 'removed', refresh_token = null where id = %s", (key,)
     )
-    assert storage.load_users(conn) == []
+    assert user_store.load_users(conn) == []
     settings = make_settings(db_url, standin)
     out = io.StringIO()
     login(settings, headless=True, io=make_io(out=out, read_line=paste_from(standin, out)))
     assert user_row(conn)["status"] == "active"
-    assert storage.count_plays(conn, key) == 3
-    assert [u.key for u in storage.load_users(conn)] == [key]
+    assert plays_store.count_plays(conn, key) == 3
+    assert [u.key for u in user_store.load_users(conn)] == [key]
 
 
 # -- refusals: nothing stored ----------------------------------------------------------

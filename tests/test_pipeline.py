@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from sync import db, storage
-from sync.pipeline import Context, Options, fair_order, run_sync
+from sync import db
+from sync.job.pipeline import Context, Options, fair_order, run_sync
 from sync.redact import Redactor
+from sync.store import users as user_store
 from tests.conftest import add_user
 from tests.spotify_fakes import item, window
 from tests.sync_helpers import (
@@ -266,7 +267,7 @@ def test_slow_or_failing_user_does_not_hold_up_the_others(db_url, conn, spotify)
 
     spotify.before_data = hold_slow_user
     fake = FakeTime()
-    users = storage.load_users(conn)
+    users = user_store.load_users(conn)
     result = run_sync(db_url, db.connect, users, _context(fake, concurrency=2),
                       run_id=None, clock=fake.clock, on_result=on_result)  # fmt: skip
     assert finished[-1] == "slow"
@@ -295,7 +296,7 @@ def test_concurrency_bounds_the_pool(db_url, conn, spotify):
 
     spotify.before_data = track_workers
     fake = FakeTime()
-    result = run_sync(db_url, db.connect, storage.load_users(conn),
+    result = run_sync(db_url, db.connect, user_store.load_users(conn),
                       _context(fake, concurrency=3), run_id=None, clock=fake.clock)  # fmt: skip
     assert [u.status for u in result.users] == ["ok"] * 6
     assert len(active) == 3  # exactly three worker threads were used
@@ -324,7 +325,7 @@ def test_time_budget_stops_starting_users_and_skips_the_rest(run, spotify, conn)
 
 def test_fair_order_puts_never_and_least_recently_attempted_first(conn):
     keys = [add_user(conn, f"u{n}", f"refresh-u{n}-0001") for n in range(4)]
-    users = storage.load_users(conn)
+    users = user_store.load_users(conn)
     last = {keys[0]: NEWEST, keys[1]: NEWEST - timedelta(hours=2), keys[3]: NEWEST}
     assert [u.key for u in fair_order(users, last)] == [keys[2], keys[1], keys[0], keys[3]]
 
@@ -336,7 +337,7 @@ def test_user_locked_by_another_run_is_skipped_without_failing(run, spotify, con
     spotify.add_user("alice", "refresh-alice-0001", window(NEWEST, 3))
     spotify.add_user("bob", "refresh-bob-0001", window(NEWEST, 3, start_n=20))
     with psycopg.connect(db_url) as other_run:
-        assert storage.try_lock_user(other_run, alice)
+        assert user_store.try_lock_user(other_run, alice)
         result = run("run", "--json")
         assert result.code == 0, result.err
         users = {u["user_id"]: u for u in result.report["users"]}
@@ -347,7 +348,7 @@ def test_user_locked_by_another_run_is_skipped_without_failing(run, spotify, con
         assert _stored(conn, "alice") == []
         assert [r[0] for r in _run_user(conn)] == ["skipped", "ok"]
         assert conn.execute("select status from sync_runs").fetchone()[0] == "ok"
-        storage.unlock_user(other_run, alice)
+        user_store.unlock_user(other_run, alice)
     after = run("run", "--json")
     assert after.report["users"][0]["status"] == "ok"
     assert len(_stored(conn, "alice")) == 3

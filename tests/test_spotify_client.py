@@ -8,7 +8,7 @@ import pytest
 import requests
 import responses
 
-from sync.spotify import (
+from sync.spotify.client import (
     Forbidden,
     InvalidClient,
     InvalidGrant,

@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from sync import stats, storage
+from sync import stats
+from sync.store import users as user_store
 from tests.conftest import add_user
 from tests.test_analytics import ARTIST_A, ARTIST_B, store, track
 
@@ -15,7 +16,7 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # Saturday, 13:00 in Berlin
 
 
 @pytest.fixture
-def alice(conn) -> storage.UserRef:
+def alice(conn) -> user_store.UserRef:
     key = add_user(conn, "alice", "refresh-alice-0001")
     conn.execute("update user_tokens set time_zone = 'Europe/Berlin' where id = %s", (key,))
     duet = track(3, 240_000, artists=(ARTIST_A, ARTIST_B))
@@ -27,7 +28,7 @@ def alice(conn) -> storage.UserRef:
         (datetime(2026, 11, 28, 9, 2, tzinfo=UTC), track(1)),    # skipped after 2 minutes
         (datetime(2026, 11, 28, 9, 30, tzinfo=UTC), track(1)),
     ])  # fmt: skip
-    return storage.resolve_user(conn, "alice")
+    return user_store.resolve_user(conn, "alice")
 
 
 def test_four_weeks_totals_top_lists_chart_and_heatmap(conn, alice):

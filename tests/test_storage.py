@@ -8,8 +8,11 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from sync import schema, storage
-from sync.transform import item_to_play
+from sync import schema
+from sync.job.transform import item_to_play
+from sync.store import plays as plays_store
+from sync.store import runs as runs_store
+from sync.store import users as user_store
 from tests.conftest import add_user
 from tests.spotify_fakes import item, window
 from tests.sync_helpers import CliRunner
@@ -80,7 +83,7 @@ def test_the_plays_view_keeps_row_level_security(conn):
 # -- users --------------------------------------------------------------------------
 def test_user_with_only_id_and_refresh_token_is_valid(conn):
     conn.execute("insert into user_tokens (user_id, refresh_token) values ('web', 'refresh-web-1')")
-    (user,) = storage.load_users(conn)
+    (user,) = user_store.load_users(conn)
     assert (user.user_id, user.refresh_token, user.status) == ("web", "refresh-web-1", "active")
     assert user.access_token is None and user.access_token_expires_at is None
     assert user.authorized_at is not None  # defaults to now: the 6-month clock starts
@@ -90,19 +93,19 @@ def test_user_with_only_id_and_refresh_token_is_valid(conn):
 def test_save_tokens_keeps_the_old_refresh_token_when_none_came(conn):
     key = add_user(conn, "alice", "refresh-alice-0001")
     expires = NEWEST + timedelta(hours=1)
-    storage.save_tokens(conn, key, "access-1", expires, None, None)
-    user = storage.load_user(conn, key)
+    user_store.save_tokens(conn, key, "access-1", expires, None, None)
+    user = user_store.load_user(conn, key)
     assert (user.refresh_token, user.access_token, user.access_token_expires_at) == (
         "refresh-alice-0001", "access-1", expires)  # fmt: skip
-    storage.save_tokens(conn, key, "access-2", expires, "refresh-alice-0002", "scope-x")
-    user = storage.load_user(conn, key)
+    user_store.save_tokens(conn, key, "access-2", expires, "refresh-alice-0002", "scope-x")
+    user = user_store.load_user(conn, key)
     assert (user.refresh_token, user.scope) == ("refresh-alice-0002", "scope-x")
 
 
 def test_mark_needs_reauth_records_the_reason_and_drops_the_access_token(conn):
     key = add_user(conn, "alice", access_token="access-1")
-    storage.mark_needs_reauth(conn, key, "Spotify answered 400 invalid_grant: revoked")
-    user = storage.load_user(conn, key)
+    user_store.mark_needs_reauth(conn, key, "Spotify answered 400 invalid_grant: revoked")
+    user = user_store.load_user(conn, key)
     assert user.status == "needs_reauth"
     assert user.status_reason == "Spotify answered 400 invalid_grant: revoked"
     assert user.access_token is None
@@ -113,20 +116,22 @@ def test_insert_plays_is_idempotent_and_returns_only_new_rows(conn):
     key = add_user(conn)
     plays = [item_to_play(i) for i in window(NEWEST, 20)]
     with conn.transaction():
-        assert len(storage.insert_plays(conn, key, plays)) == 20
+        assert len(plays_store.insert_plays(conn, key, plays)) == 20
     with conn.transaction():
-        again = storage.insert_plays(conn, key, plays + [item_to_play(item(NEWEST + timedelta(1)))])
+        again = plays_store.insert_plays(
+            conn, key, plays + [item_to_play(item(NEWEST + timedelta(1)))]
+        )
     assert again == [NEWEST + timedelta(1)]
-    assert storage.count_plays(conn, key) == 21
+    assert plays_store.count_plays(conn, key) == 21
 
 
 def test_unique_on_user_and_played_at_but_per_user(conn):
     alice, bob = add_user(conn, "alice"), add_user(conn, "bob", "refresh-bob-1")
     plays = [item_to_play(i) for i in window(NEWEST, 3)]
     with conn.transaction():
-        storage.insert_plays(conn, alice, plays)
-        storage.insert_plays(conn, bob, plays)
-    assert storage.count_plays(conn, alice) == storage.count_plays(conn, bob) == 3
+        plays_store.insert_plays(conn, alice, plays)
+        plays_store.insert_plays(conn, bob, plays)
+    assert plays_store.count_plays(conn, alice) == plays_store.count_plays(conn, bob) == 3
     assert conn.execute("select count(*) from tracks").fetchone()[0] == 3  # shared dimensions
     with pytest.raises(psycopg.errors.UniqueViolation):
         conn.execute(
@@ -139,29 +144,29 @@ def test_played_at_kept_to_the_millisecond(conn):
     key = add_user(conn)
     at = datetime(2026, 11, 28, 11, 0, 1, 757000, tzinfo=UTC)
     with conn.transaction():
-        storage.insert_plays(
+        plays_store.insert_plays(
             conn, key, [item_to_play(item(at)), item_to_play(item(at.replace(microsecond=758000)))]
         )
-    assert storage.newest_played_at(conn, key) == at.replace(microsecond=758000)
-    assert storage.count_plays(conn, key) == 2
+    assert plays_store.newest_played_at(conn, key) == at.replace(microsecond=758000)
+    assert plays_store.count_plays(conn, key) == 2
 
 
 def test_api_plays_have_no_invented_duration(conn):
     key = add_user(conn)
     with conn.transaction():
-        storage.insert_plays(conn, key, [item_to_play(item(NEWEST, duration_ms=123_000))])
+        plays_store.insert_plays(conn, key, [item_to_play(item(NEWEST, duration_ms=123_000))])
     ms_played, source, duration = conn.execute(
         "select h.ms_played, h.source, t.duration_ms from listening_history h "
         "join tracks t on t.id = h.track_id"
     ).fetchone()
-    assert (ms_played, source, duration) == (None, storage.SOURCE_API, 123_000)
+    assert (ms_played, source, duration) == (None, plays_store.SOURCE_API, 123_000)
 
 
 def test_track_artists_in_order_without_duplicates(conn):
     key = add_user(conn)
     plays = [item_to_play(item(NEWEST - timedelta(minutes=i), 4, artists=3)) for i in range(3)]
     with conn.transaction():
-        storage.insert_plays(conn, key, plays)
+        plays_store.insert_plays(conn, key, plays)
     rows = conn.execute(
         "select ta.position, a.uri from track_artists ta join artists a on a.id = ta.artist_id "
         "order by ta.position"
@@ -177,21 +182,21 @@ def test_track_artists_in_order_without_duplicates(conn):
 def test_user_lock_is_exclusive_between_sessions(db_url, conn):
     key = add_user(conn)
     with psycopg.connect(db_url) as one, psycopg.connect(db_url) as two:
-        assert storage.try_lock_user(one, key)
-        assert not storage.try_lock_user(two, key)
-        assert storage.try_lock_user(two, key + 1)  # other users are free
-        storage.unlock_user(one, key)
-        assert storage.try_lock_user(two, key)
+        assert user_store.try_lock_user(one, key)
+        assert not user_store.try_lock_user(two, key)
+        assert user_store.try_lock_user(two, key + 1)  # other users are free
+        user_store.unlock_user(one, key)
+        assert user_store.try_lock_user(two, key)
     with psycopg.connect(db_url) as three:  # a closed session releases its locks
-        assert storage.try_lock_user(three, key)
+        assert user_store.try_lock_user(three, key)
 
 
 def test_last_attempts_ignore_skips(conn):
     alice, bob = add_user(conn, "alice"), add_user(conn, "bob", "refresh-bob-1")
-    run_id = storage.start_run(conn, "manual", None, False)
+    run_id = runs_store.start_run(conn, "manual", None, False)
     for key, status in ((alice, "ok"), (bob, "skipped")):
-        storage.record_user_result(
+        runs_store.record_user_result(
             conn, run_id, key, status=status, started_at=NEWEST, fetched=0, new_tracks=0,
             skipped_items=0, possible_gap=False, error_class=None, error=None, warnings=[],
         )  # fmt: skip
-    assert storage.last_attempts(conn) == {alice: NEWEST}
+    assert runs_store.last_attempts(conn) == {alice: NEWEST}

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 import requests
 
-from sync import tokens
-from sync.storage import User
+from sync.job import tokens
+from sync.store.users import User
 from tests.conftest import add_user
 from tests.spotify_fakes import window
 from tests.sync_helpers import server_error, unauthorized
@@ -193,10 +193,10 @@ def _user(authorized_at: datetime) -> User:
 
 
 def test_refresh_token_expiry_is_six_calendar_months():
-    assert tokens.refresh_token_expires_at(_user(datetime(2026, 8, 31, 9, tzinfo=UTC))) == (
+    assert tokens.refresh_token_expires_at(datetime(2026, 8, 31, 9, tzinfo=UTC)) == (
         datetime(2027, 2, 28, 9, tzinfo=UTC)
     )
-    assert tokens.refresh_token_expires_at(_user(datetime(2026, 3, 15, tzinfo=UTC))) == (
+    assert tokens.refresh_token_expires_at(datetime(2026, 3, 15, tzinfo=UTC)) == (
         datetime(2026, 9, 15, tzinfo=UTC)
     )
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sync.transform import SkipItem, item_to_play, parse_items, parse_played_at
+from sync.job.transform import SkipItem, item_to_play, parse_items, parse_played_at
 from tests.spotify_fakes import item, track
 
 

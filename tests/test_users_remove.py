@@ -13,11 +13,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sync import analytics, storage
+from sync import analytics
+from sync.commands.users import cmd_remove_user
 from sync.config import load_settings
 from sync.errors import UserError
-from sync.login import cmd_remove_user
-from sync.transform import parse_items
+from sync.job.transform import parse_items
+from sync.store import plays as plays_store
+from sync.store import runs as runs_store
+from sync.store import users as user_store
 from tests.conftest import add_user
 from tests.spotify_fakes import window
 
@@ -29,9 +32,9 @@ def with_history(conn: psycopg.Connection, user_id: str, plays: int) -> int:
     key = add_user(conn, user_id, f"refresh-{user_id}-0001", access_token=f"access-{user_id}-01")
     parsed, _ = parse_items(window(NOW - timedelta(days=1), plays))
     with conn.transaction():
-        analytics.refresh_days(conn, key, storage.insert_plays(conn, key, parsed))
-        run_id = storage.start_run(conn, "manual", None, False)
-        storage.record_user_result(
+        analytics.refresh_days(conn, key, plays_store.insert_plays(conn, key, parsed))
+        run_id = runs_store.start_run(conn, "manual", None, False)
+        runs_store.record_user_result(
             conn, run_id, key, status="ok", started_at=NOW, fetched=plays, new_tracks=plays,
             skipped_items=0, possible_gap=False, error_class=None, error=None, warnings=[],
         )  # fmt: skip
@@ -102,7 +105,7 @@ def test_confirmation_yes_removes(db_url, conn):
     code, out = remove(db_url, "alice", answer="yes")
     assert code == 0
     assert "delete its 2 plays" in out and "Type yes to confirm" in out
-    assert storage.count_plays(conn, alice) == 0
+    assert plays_store.count_plays(conn, alice) == 0
 
 
 def test_confirmation_declined_removes_nothing(db_url, conn):
@@ -110,7 +113,7 @@ def test_confirmation_declined_removes_nothing(db_url, conn):
     code, out = remove(db_url, "alice", answer="n")
     assert code == 1
     assert "Nothing removed." in out
-    assert storage.count_plays(conn, alice) == 2
+    assert plays_store.count_plays(conn, alice) == 2
 
 
 def test_no_stdin_aborts_with_exit_2(db_url, conn):
@@ -118,7 +121,7 @@ def test_no_stdin_aborts_with_exit_2(db_url, conn):
     with pytest.raises(UserError, match="--yes") as info:
         remove(db_url, "alice", answer=None)
     assert info.value.exit_code == 2
-    assert storage.count_plays(conn, alice) == 2
+    assert plays_store.count_plays(conn, alice) == 2
 
 
 def test_keep_history_erases_tokens_keeps_plays_and_stops_syncing(db_url, conn):
@@ -131,12 +134,12 @@ def test_keep_history_erases_tokens_keeps_plays_and_stops_syncing(db_url, conn):
         (alice,),
     ).fetchone()
     assert row == ("removed", None, None, None, None)
-    assert storage.count_plays(conn, alice) == 4
-    assert storage.load_users(conn) == []  # `run` never sees it
+    assert plays_store.count_plays(conn, alice) == 4
+    assert user_store.load_users(conn) == []  # `run` never sees it
     assert remove(db_url, "alice", yes=True, keep=True)[1].startswith("user-")  # idempotent
     # and a later full removal still deletes the kept history
     assert remove(db_url, "alice", yes=True)[0] == 0
-    assert storage.count_plays(conn, alice) == 0
+    assert plays_store.count_plays(conn, alice) == 0
 
 
 def test_only_removed_users_may_lack_a_refresh_token(conn):
@@ -154,10 +157,10 @@ def test_unknown_user_is_a_usage_error(db_url, conn):
 def test_user_being_synced_is_not_removed(db_url, conn):
     alice = with_history(conn, "alice", 2)
     with psycopg.connect(db_url, autocommit=True) as run_conn:
-        assert storage.try_lock_user(run_conn, alice)  # a run holds this user
+        assert user_store.try_lock_user(run_conn, alice)  # a run holds this user
         with pytest.raises(UserError, match="sync run is working on this user"):
             remove(db_url, "alice", yes=True)
-    assert storage.count_plays(conn, alice) == 2
+    assert plays_store.count_plays(conn, alice) == 2
 
 
 def _cli(db_url: str, *args: str, stdin: str | None = None):

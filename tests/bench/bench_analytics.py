@@ -10,7 +10,7 @@ zone is Europe/Berlin. Measures:
 - the full rebuild (`analytics_rebuild`, what `aggregate --full` runs per user), into empty
   tables and over existing aggregates;
 - the incremental update after an hourly run that added 50 plays (45 new, 5 late), through
-  `storage.insert_plays` + `analytics.refresh_days` in one transaction as `run` does, on a
+  `plays_store.insert_plays` + `analytics.refresh_days` in one transaction as `run` does, on a
   fresh connection (as each hourly run has) and warm;
 - each ready-made top-list view per period, and the totals, streak and heatmap views;
 - `stats` in-process per period, and `python -m sync stats` as a subprocess;
@@ -38,9 +38,11 @@ from urllib.parse import urlparse
 
 import psycopg
 
-from sync import analytics, schema, stats, storage
+from sync import analytics, schema
+from sync.commands.stats import cmd_stats
 from sync.config import load_settings
-from sync.transform import AlbumRow, ArtistRow, Play, TrackRow
+from sync.job.transform import AlbumRow, ArtistRow, Play, TrackRow
+from sync.store import plays as plays_store
 from tests.pg import with_dbname
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -338,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
                 conn.rollback()
                 started = time.perf_counter()
                 with conn.transaction():
-                    new = storage.insert_plays(conn, key, plays)
+                    new = plays_store.insert_plays(conn, key, plays)
                     t_refresh = time.perf_counter()
                     analytics.refresh_days(conn, key, new)
                     refresh_only.append(time.perf_counter() - t_refresh)
@@ -350,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
                 conn.rollback()
                 started = time.perf_counter()
                 with conn.transaction():
-                    new = storage.insert_plays(conn, key, plays)
+                    new = plays_store.insert_plays(conn, key, plays)
                     analytics.refresh_days(conn, key, new)
                 warm.append(time.perf_counter() - started)
         print()
@@ -439,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
                 buf = io.StringIO()
                 started = time.perf_counter()
                 with redirect_stdout(buf):
-                    stats.cmd_stats(ns, settings)
+                    cmd_stats(ns, settings)
                 times.append(time.perf_counter() - started)
             print(
                 f"  --period {period:<5} first {1000 * times[0]:6.1f} ms, "

@@ -1,4 +1,4 @@
-"""Benchmark: one `storage.insert_plays` of a 50-play window for a user with ~1M plays.
+"""Benchmark: one `plays_store.insert_plays` of a 50-play window for a user with ~1M plays.
 
 `sync run` calls insert_plays for every user on every run; with the user's export
 imported, it asks history_api_plays_to_insert (sql/003) which fetched plays an imported
@@ -33,8 +33,8 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from sync import storage
-from sync.transform import AlbumRow, ArtistRow, Play, TrackRow
+from sync.job.transform import AlbumRow, ArtistRow, Play, TrackRow
+from sync.store import plays as plays_store
 from tests.pg import PgCluster
 
 START = datetime(2017, 1, 1, tzinfo=UTC)
@@ -138,7 +138,7 @@ def time_call(
                     ([p.track.uri for p in plays[:10]],),
                 )
             started = time.perf_counter()
-            inserted = len(storage.insert_plays(conn, key, plays))
+            inserted = len(plays_store.insert_plays(conn, key, plays))
             times.append(time.perf_counter() - started)
             raise psycopg.Rollback(tx)
     return statistics.median(times) * 1000, min(times) * 1000, inserted

@@ -49,15 +49,19 @@ def _timed(owner: object, name: str, label: str) -> None:
 
 
 def instrument() -> None:
-    from sync import analytics, db, pipeline, spotify, storage, tokens
+    from sync import analytics, db, schema
+    from sync.job import pipeline, tokens
+    from sync.spotify import client as spotify
+    from sync.store import plays, runs, users
 
     _timed(db, "connect", "db.connect")
-    _timed(db, "migrate", "schema.migrate")
+    _timed(schema, "migrate", "schema.migrate")
     for name in (
         "load_users", "try_lock_user", "unlock_user", "newest_played_at", "insert_plays",
         "upsert_tracks", "save_tokens", "record_user_result",
     ):  # fmt: skip
-        _timed(storage, name, f"storage.{name}")
+        owner = next(m for m in (users, plays, runs) if hasattr(m, name))
+        _timed(owner, name, f"{owner.__name__}.{name}")
     _timed(tokens, "refresh_access_token", "tokens.refresh_access_token (HTTP + save + commit)")
     _timed(pipeline, "sync_user", "pipeline.sync_user (whole user, excl. lock/record)")
     _timed(pipeline, "fetch_window", "pipeline.fetch_window")

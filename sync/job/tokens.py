@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 import psycopg
 
-from sync import storage
-from sync.spotify import InvalidGrant, SpotifyClient
-from sync.storage import User
+from sync.spotify.client import InvalidGrant, SpotifyClient
+from sync.store import users as user_store
+from sync.store.users import User
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,13 @@ def refresh_access_token(
         answer = client.refresh(user.refresh_token)
     except InvalidGrant as exc:
         reason = str(exc)
-        storage.mark_needs_reauth(conn, user.key, reason)
+        user_store.mark_needs_reauth(conn, user.key, reason)
         conn.commit()
         raise NeedsReauth(reason) from None
     protect(answer.access_token)
     if answer.refresh_token:
         protect(answer.refresh_token)
-    storage.save_tokens(
+    user_store.save_tokens(
         conn,
         user.key,
         answer.access_token,
@@ -64,9 +64,8 @@ def refresh_access_token(
     return answer.access_token
 
 
-def refresh_token_expires_at(user: User) -> datetime:
+def refresh_token_expires_at(authorized: datetime) -> datetime:
     """Refresh tokens die 6 calendar months after authorization; refreshing does not extend."""
-    authorized = user.authorized_at
     month = authorized.month - 1 + REFRESH_TOKEN_LIFETIME_MONTHS
     year = authorized.year + month // 12
     month = month % 12 + 1
@@ -81,7 +80,7 @@ def _days_in_month(year: int, month: int) -> int:
 
 def expiry_warning(user: User, now: datetime) -> str | None:
     """A warning 30 and 7 days before the refresh token reaches 6 months, and after."""
-    expires = refresh_token_expires_at(user)
+    expires = refresh_token_expires_at(user.authorized_at)
     left = expires - now
     if left <= timedelta(0):
         return "refresh token is past Spotify's 6-month limit: sign in again (python -m sync login)"

@@ -12,16 +12,20 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from sync import analytics, storage, tokens
+from sync import analytics
+from sync.job import tokens
+from sync.job.transform import SkipItem, parse_items, parse_played_at
 from sync.redact import Redactor
-from sync.spotify import (
+from sync.spotify.client import (
     RECENTLY_PLAYED_LIMIT,
     InvalidClient,
     SpotifyClient,
     Unauthorized,
 )
-from sync.storage import User
-from sync.transform import SkipItem, parse_items, parse_played_at
+from sync.store import plays as plays_store
+from sync.store import runs as runs_store
+from sync.store import users as user_store
+from sync.store.users import User
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +148,14 @@ def sync_user(conn: psycopg.Connection, ctx: Context, user: User) -> UserResult:
     token = tokens.cached_access_token(user, now)
     if token is None:
         token = tokens.refresh_access_token(conn, ctx.client, user, now, ctx.redactor.protect)
-    newest = storage.newest_played_at(conn, user.key)
+    newest = plays_store.newest_played_at(conn, user.key)
     conn.rollback()
     try:
         items, possible_gap = fetch_window(ctx.client, token, newest, ctx.options.max_tracks)
     except Unauthorized:
         # Exactly one refresh and one retry. Reload the row first: a refresh above may have
         # rotated the refresh token, and the old one is no longer valid.
-        user = storage.load_user(conn, user.key)
+        user = user_store.load_user(conn, user.key)
         conn.rollback()
         token = tokens.refresh_access_token(conn, ctx.client, user, ctx.now(), ctx.redactor.protect)
         items, possible_gap = fetch_window(ctx.client, token, newest, ctx.options.max_tracks)
@@ -165,7 +169,7 @@ def sync_user(conn: psycopg.Connection, ctx: Context, user: User) -> UserResult:
             "last sync may be lost (sync more often, or import your Spotify data export)"
         )
     with conn.transaction() as tx:
-        new_times = storage.insert_plays(conn, user.key, plays)
+        new_times = plays_store.insert_plays(conn, user.key, plays)
         analytics.refresh_days(conn, user.key, new_times)
         result.new_tracks = len(new_times)
         if ctx.options.dry_run:
@@ -228,7 +232,7 @@ def run_sync(
         if budget is not None and clock() - started >= budget:
             return UserResult(user.key, user.user_id, status="skipped", error="time budget reached")
         conn = conns.get()
-        if not storage.try_lock_user(conn, user.key):
+        if not user_store.try_lock_user(conn, user.key):
             res = UserResult(user.key, user.user_id, status="skipped")
             res.error = "another run is syncing this user"
             return res
@@ -256,7 +260,7 @@ def run_sync(
         finally:
             if not conn.closed:
                 try:
-                    storage.unlock_user(conn, user.key)
+                    user_store.unlock_user(conn, user.key)
                 except psycopg.Error:
                     conn.close()
         return res
@@ -289,7 +293,7 @@ def run_sync(
 def _record(conn: psycopg.Connection, run_id: int, res: UserResult) -> None:
     try:
         with conn.transaction():
-            storage.record_user_result(
+            runs_store.record_user_result(
                 conn,
                 run_id,
                 res.key,

@@ -12,15 +12,11 @@ import logging
 import threading
 from typing import TextIO
 
-from sync.pipeline import RunResult, UserResult
+from sync.job.pipeline import RunResult, UserResult
+from sync.names import alias
 from sync.redact import Redactor
 
 log = logging.getLogger(__name__)
-
-
-def alias(key: int, user_id: str, show_ids: bool) -> str:
-    """A short stable alias derived from the row key, which reveals nothing about the user."""
-    return user_id if show_ids else f"user-{key}"
 
 
 def escape_data(text: str) -> str:

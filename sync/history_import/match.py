@@ -21,7 +21,7 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sync.export_parse import (
+from sync.history_import.parse import (
     MATCH_TOLERANCE_MS,
     PRECISION_MS,
     SOURCE_ACCOUNT,

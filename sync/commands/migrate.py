@@ -1,0 +1,19 @@
+"""`python -m sync migrate`: apply what sql/ holds that the database lacks."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from sync import db, schema
+from sync.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    with db.open_database(settings, migrate=False) as conn:
+        applied = schema.migrate(conn)
+    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied
+          else "schema is up to date")  # fmt: skip
+    return 0

@@ -1,0 +1,294 @@
+"""The Loader: writes one parsed export file after another into the user's history."""
+
+from __future__ import annotations
+
+import logging
+import time
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from psycopg import sql
+
+from sync import analytics, locks
+from sync.errors import UserError
+from sync.history_import.match import Staged, Stored, plan, reach_ms, song_key
+from sync.history_import.parse import (
+    MATCH_TOLERANCE_MS,
+    SKIP_NO_SLOT,
+    ExportFormatError,
+    ParsedFile,
+    ms_text,
+)
+from sync.history_import.report import FileResult, OffsetStats
+from sync.history_import.resolve import CREATE_TRACKS, REFS_DDL, RESOLVE_STATEMENTS
+
+log = logging.getLogger(__name__)
+
+LOCK_TIMEOUT = "30s"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def _dt(at_ms: int) -> datetime:
+    return _EPOCH + at_ms * _MS
+
+
+class Loader:
+    """Stores parsed files one by one inside the caller's transaction. Never commits."""
+
+    def __init__(self, conn: psycopg.Connection, user_key: int, *, bulk: bool,
+                 tolerance_ms: int = MATCH_TOLERANCE_MS):  # fmt: skip
+        self.conn = conn
+        self.user = user_key
+        self.bulk = bulk
+        self.tolerance_ms = tolerance_ms
+        self.reach = reach_ms(tolerance_ms)
+        self.files: dict[int, FileResult] = {}
+        self.inserted = 0
+        self.changed = 0  # plays inserted, deleted or given ms_played
+        self.offsets_ms: list[int] = []
+        self.track_ids: dict[str, int] = {}  # ref -> tracks.id, for the whole import
+        self.song_keys: dict[int, str] = {}  # tracks.id -> song_key, of stored plays seen
+        self._foreign_keys: list[tuple[str, str, str]] = []
+        self.timings: Counter = Counter()  # seconds per step, shown with -v
+        self._mark = time.perf_counter()
+
+    def _step(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] += now - self._mark
+        self._mark = now
+
+    # transaction set-up and tear-down
+    def begin(self) -> None:
+        c = self.conn
+        c.execute("set local time zone 'UTC'")  # export times without a zone are UTC
+        c.execute("set local statement_timeout = 0")
+        self._lock_user()
+        c.execute(REFS_DDL)
+        if self.bulk:
+            self._suspend_foreign_keys()
+        self._step("begin")
+
+    def _lock_user(self) -> None:
+        """Serialise with `sync run` for this user (same advisory lock key as the pipeline)."""
+        args = (locks.USER, self.user)
+        if not self.conn.execute("select pg_try_advisory_xact_lock(%s, %s)", args).fetchone()[0]:
+            log.info("a sync of this user is running: waiting for it to finish")
+            self.conn.execute("select pg_advisory_xact_lock(%s, %s)", args)
+
+    def _suspend_foreign_keys(self) -> None:
+        c = self.conn
+        self._foreign_keys = c.execute(
+            """select conrelid::regclass::text, conname, pg_get_constraintdef(oid)
+                 from pg_constraint
+                where conrelid = any(array['listening_history', 'tracks', 'track_artists']
+                                     ::regclass[])
+                  and contype = 'f'
+                order by 1, 2"""
+        ).fetchall()
+        c.execute(f"set local lock_timeout = '{LOCK_TIMEOUT}'")
+        try:
+            for table, name, _ in self._foreign_keys:
+                drop = sql.SQL("alter table {} drop constraint {}")
+                c.execute(drop.format(sql.Identifier(table), sql.Identifier(name)))
+        except psycopg.errors.LockNotAvailable:
+            raise UserError(
+                "listening_history is in use by another session (a running sync or an open "
+                "query) and could not be locked for the bulk load: try again in a minute"
+            ) from None
+        c.execute("set local lock_timeout = 0")
+
+    def end(self) -> None:
+        """Restore (and so validate) the suspended foreign keys; rebuild analytics after bulk."""
+        if self.bulk and self.changed:
+            # Day by day costs more than one pass over the user's history once most of it is
+            # new (docs/import.md, "Aggregates").
+            analytics.rebuild(self.conn, self.user)
+            self._step("analytics")
+        for table, name, definition in self._foreign_keys:
+            add = sql.SQL("alter table {} add constraint {} ")
+            self.conn.execute(
+                add.format(sql.Identifier(table), sql.Identifier(name)) + sql.SQL(definition)
+            )
+        self._step("foreign keys")
+        log.debug("import steps: %s", ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items()))
+
+    # one file
+    def add(self, file_no: int, parsed: ParsedFile) -> None:
+        self._step("parse (waiting)")
+        result = FileResult(parsed.name, parsed.kind, parsed.entries)
+        result.skipped.update(parsed.skipped)
+        self.files[file_no] = result
+        if not parsed.rows:
+            return
+        ids = self._resolve(parsed.refs)
+        source = parsed.source
+        stored = self._stored(min(parsed.ts_ms) - self.reach, max(parsed.ts_ms) + self.reach)
+        self._step("stored nearby")
+        near = self._near(parsed.ts_ms, stored)
+        prefix = f"{self.user}\t"
+        if not near:  # the common case: nothing stored around these plays
+            lines = [
+                f"{prefix}{t}\t{ids[r]}\t{m}\t{source}\n"
+                for t, r, m in zip(parsed.at_text, parsed.ref_idx, parsed.ms, strict=True)
+            ]
+            new_ms = [t + o for t, o in zip(parsed.ts_ms, parsed.offset_ms, strict=True)]
+            changed: list[datetime] = []
+        else:
+            lines, new_ms, changed = self._merge(parsed, ids, stored, near, result)
+        self._step("plan")
+        if lines:
+            try:
+                with self.conn.cursor().copy(
+                    "copy listening_history (user_id, played_at, track_id, ms_played, source) "
+                    "from stdin"
+                ) as copy:
+                    copy.write("".join(lines).encode())
+            except psycopg.DataError as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ExportFormatError(parsed.name, f"unreadable ({first})") from None
+        self._step("insert")
+        result.new += len(lines)
+        self.inserted += len(lines)
+        self.changed += len(changed) + len(new_ms)
+        if not self.bulk:  # a bulk load rebuilds the user's analytics once, at the end
+            changed += [_EPOCH + t * _MS for t in new_ms]
+            analytics.refresh_days(self.conn, self.user, changed)
+        self._step("analytics")
+
+    def _resolve(self, refs: list[tuple]) -> list[int]:
+        """tracks.id for each of the file's refs: known, found by URI or name, or created."""
+        unknown = [r for r in refs if r[0] not in self.track_ids]
+        if unknown:
+            c = self.conn
+            with c.cursor().copy(
+                "copy import_refs (ref, kind, track, artist, album) from stdin"
+            ) as copy:
+                for row in unknown:
+                    copy.write_row(row)
+            self._step("tracks: refs")
+            for step, statement in RESOLVE_STATEMENTS:
+                c.execute(statement)
+                self._step(step)
+            conflict = "" if self.bulk else "on conflict do nothing"
+            created = dict(c.execute(CREATE_TRACKS.format(conflict=conflict)).fetchall())
+            self._step("tracks: tracks")
+            found = dict(c.execute("select ref, track_id from import_found").fetchall())
+            late = [r[0] for r in unknown if r[0] not in created and r[0] not in found]
+            if late:  # created by a concurrent sync in the meantime
+                found.update(c.execute("select uri, id from tracks where uri = any(%s)",
+                                       (late,)).fetchall())  # fmt: skip
+            self.track_ids.update(created)
+            self.track_ids.update(found)
+            self._step("tracks: resolved")
+            # truncate, not delete: deleted rows stay in the tables until the transaction ends
+            c.execute("truncate import_refs, import_found, import_new, import_artists")
+            self._step("tracks: ids")
+        return [self.track_ids[r[0]] for r in refs]
+
+    def _stored(self, lo_ms: int, hi_ms: int) -> list[Stored]:
+        """The user's stored plays between two times, with their song keys."""
+        c = self.conn
+        rows = c.execute(
+            """select (extract(epoch from played_at) * 1000)::bigint, track_id, source, ms_played
+                 from listening_history
+                where user_id = %s and played_at between %s and %s""",
+            (self.user, _dt(lo_ms), _dt(hi_ms)),
+        ).fetchall()
+        if not rows:
+            return []
+        keys = self.song_keys
+        unknown = list({r[1] for r in rows if r[1] not in keys})
+        if unknown:
+            for tid, name, artist in c.execute(
+                """select t.id, t.name, a.name from tracks t
+                     left join track_artists ta on ta.track_id = t.id and ta.position = 0
+                     left join artists a on a.id = ta.artist_id
+                    where t.id = any(%s)""",
+                (unknown,),
+            ):
+                keys[tid] = song_key(name, artist)
+        return [Stored(at, tid, src, ms, keys[tid]) for at, tid, src, ms in rows]
+
+    def _near(self, ts_ms: list[int], stored: list[Stored]) -> set[int]:
+        """Rows with a stored play close enough to matter (match or time collision)."""
+        if not stored:
+            return set()
+        spans: list[list[int]] = []  # stored times +- reach, merged
+        for at in sorted(e.at_ms for e in stored):
+            if spans and at - self.reach <= spans[-1][1]:
+                spans[-1][1] = at + self.reach
+            else:
+                spans.append([at - self.reach, at + self.reach])
+        order = sorted(range(len(ts_ms)), key=ts_ms.__getitem__)
+        times = [ts_ms[i] for i in order]
+        near: set[int] = set()
+        for lo, hi in spans:
+            near.update(order[bisect_left(times, lo) : bisect_right(times, hi)])
+        return near
+
+    def _merge(self, parsed: ParsedFile, ids: list[int], stored: list[Stored], near: set[int],
+               result: FileResult) -> tuple[list[str], list[int], list[datetime]]:  # fmt: skip
+        """Rows near stored plays go through export_match.plan; the rest are simply new."""
+        source = parsed.source
+        prefix = f"{self.user}\t"
+        keys: dict[int, str] = {}
+        staged = []
+        for row in sorted(near):
+            r = parsed.ref_idx[row]
+            if r not in keys:
+                ref = parsed.refs[r]
+                keys[r] = song_key(ref[2], ref[3])
+            staged.append(Staged(row, parsed.ts_ms[row], ids[r], keys[r], parsed.ms[row]))
+        decided = plan(staged, stored, source, self.tolerance_ms)
+        columns = zip(parsed.at_text, parsed.ref_idx, parsed.ms, parsed.ts_ms, parsed.offset_ms,
+                      strict=True)  # fmt: skip
+        far = [(i, col) for i, col in enumerate(columns) if i not in near]
+        lines = [f"{prefix}{t}\t{ids[r]}\t{m}\t{source}\n" for _, (t, r, m, _, _) in far]
+        new_ms = [at + off for _, (_, _, _, at, off) in far]
+        for row, at in decided.new:
+            lines.append(f"{prefix}{ms_text(at)}\t{ids[parsed.ref_idx[row]]}\t"
+                         f"{parsed.ms[row]}\t{source}\n")  # fmt: skip
+            new_ms.append(at)
+        changed = []
+        c = self.conn
+        if decided.fill:
+            at, ms = zip(*decided.fill, strict=True)
+            filled = c.execute(
+                """update listening_history h set ms_played = v.ms
+                     from unnest(%s::timestamptz[], %s::integer[]) as v(at, ms)
+                    where h.user_id = %s and h.played_at = v.at
+                returning h.played_at""",
+                ([_dt(t) for t in at], list(ms), self.user),
+            ).fetchall()
+            changed += [r[0] for r in filled]
+            self.offsets_ms += decided.offsets_ms
+        if decided.replace:
+            gone = c.execute(
+                """delete from listening_history
+                    where user_id = %s and played_at = any(%s::timestamptz[])
+                returning played_at""",
+                (self.user, [_dt(t) for t in decided.replace]),
+            ).fetchall()
+            changed += [r[0] for r in gone]
+        result.matched += len(decided.fill)
+        result.replaced += len(decided.replace)
+        result.already += len(decided.already)
+        if decided.no_slot:
+            result.skipped[SKIP_NO_SLOT] += len(decided.no_slot)
+        return lines, new_ms, changed
+
+    def offsets(self) -> OffsetStats | None:
+        if not self.offsets_ms:
+            return None
+        values = sorted(abs(v) for v in self.offsets_ms)
+        return OffsetStats(
+            count=len(values),
+            median_ms=float(values[len(values) // 2]),
+            p95_ms=float(values[min(len(values) - 1, int(len(values) * 0.95))]),
+            max_ms=float(values[-1]),
+        )

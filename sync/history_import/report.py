@@ -1,0 +1,123 @@
+"""What an import did, in counts only: no track names (output may be shared)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sync.history_import.parse import (
+    ACCOUNT,
+    ACCOUNT_PODCAST,
+    EXTENDED,
+    EXTENDED_VIDEO,
+    MATCH_TOLERANCE_MS,
+    SKIP_DUPLICATE,
+    SKIP_NO_SLOT,
+    SKIP_REASONS,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FileResult:
+    name: str
+    kind: str
+    entries: int = 0  # entries read from the file
+    new: int = 0  # plays inserted
+    matched: int = 0  # synced (Web API) plays that gained the export's ms_played
+    already: int = 0  # plays the history held already (earlier import, or matched before)
+    replaced: int = 0  # account-data plays replaced by this extended-history play
+    skipped: Counter = field(default_factory=Counter)
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+
+@dataclass
+class OffsetStats:
+    """How far apart matched export and Web API end times were (evidence for the tolerance)."""
+
+    count: int
+    median_ms: float
+    p95_ms: float
+    max_ms: float
+
+
+@dataclass
+class ImportResult:
+    files: list[FileResult]
+    duration_s: float = 0.0
+    bulk: bool = False
+    offsets: OffsetStats | None = None
+
+    def total(self, attr: str) -> int:
+        return sum(getattr(f, attr) for f in self.files)
+
+    def skipped(self) -> Counter:
+        total: Counter = Counter()
+        for f in self.files:
+            total.update(f.skipped)
+        return total
+
+
+KIND_LABEL = {
+    EXTENDED: "extended streaming history",
+    EXTENDED_VIDEO: "extended streaming history (video)",
+    ACCOUNT: "account data",
+    ACCOUNT_PODCAST: "account data (podcasts)",
+}
+SKIP_LABEL = {
+    "podcast": "podcast",
+    "audiobook": "audiobook",
+    "video": "video",
+    "no_track": "no track",
+    "incognito": "incognito",
+    "short": "too short",
+    SKIP_DUPLICATE: "duplicate",
+    SKIP_NO_SLOT: "no free time slot",
+}
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def _skips(counts: Counter) -> str:
+    parts = [f"{SKIP_LABEL[r]} {counts[r]:,}" for r in SKIP_REASONS if counts.get(r)]
+    return f"{sum(counts.values()):,} skipped" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def file_line(f: FileResult) -> str:
+    text = (f"{f.name}: {f.entries:,} read, {f.new:,} new, {f.matched:,} matched synced plays, "
+            f"{f.already:,} already stored")  # fmt: skip
+    if f.replaced:
+        text += f", {f.replaced:,} replaced account-data plays"
+    return f"{text}, {_skips(f.skipped)}"
+
+
+def report_lines(result: ImportResult, who: str) -> list[str]:
+    """What the import did, in counts only: no track names (output may be shared)."""
+    lines = [file_line(f) for f in result.files]
+    kinds = sorted({KIND_LABEL[f.kind] for f in result.files})
+    rate = result.total("entries") / result.duration_s if result.duration_s else 0.0
+    lines.append(
+        f"imported {', '.join(kinds) or 'nothing'} for {who}: "
+        f"{_plural(len(result.files), 'file')}, "
+        f"{result.total('entries'):,} entries read, {result.total('new'):,} new plays, "
+        f"{result.total('matched'):,} synced plays gained ms_played, "
+        f"{result.total('already'):,} already stored"
+        + (f", {result.total('replaced'):,} account-data plays replaced"
+           if result.total("replaced") else "")
+        + f", {_skips(result.skipped())} in {result.duration_s:.1f}s ({rate:,.0f} entries/s)"
+    )  # fmt: skip
+    if result.offsets:
+        o = result.offsets
+        lines.append(
+            f"export vs synced end times of matched plays: median {o.median_ms / 1000:.1f}s, "
+            f"95% within {o.p95_ms / 1000:.1f}s, largest {o.max_ms / 1000:.1f}s "
+            f"(tolerance {MATCH_TOLERANCE_MS / 1000:.0f}s)"
+        )
+    return lines

@@ -1,0 +1,1 @@
+"""Talking to Spotify: the Web API client, OAuth pieces and the sign-in listener."""

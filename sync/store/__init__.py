@@ -1,0 +1,1 @@
+"""Persistence only: users and their tokens, plays and the catalogue, run records."""
