@@ -1,13 +1,14 @@
-"""The pure planner that decides how export plays meet stored plays (sync/export_match.py)."""
+"""The pure planner that decides how export plays meet stored plays (history_import/match)."""
 
 from __future__ import annotations
 
-from sync.history_import.match import Staged, Stored, plan, song_key
-from sync.history_import.parse import (
+from sync.history_import.match import Staged, Stored, plan
+from sync.store.sources import (
     MATCH_TOLERANCE_MS,
     SOURCE_ACCOUNT,
     SOURCE_API,
     SOURCE_EXTENDED,
+    song_key,
 )
 
 K = song_key("Song", "Artist")

@@ -14,13 +14,13 @@ from sync.history_import.parse import (
     ACCOUNT_PODCAST,
     EXTENDED,
     EXTENDED_VIDEO,
-    MATCH_TOLERANCE_MS,
     ParseOptions,
     SourceRef,
 )
 from sync.history_import.progress import Progress
 from sync.history_import.report import ImportResult
 from sync.history_import.sources import default_workers, parse_all
+from sync.store.sources import MATCH_TOLERANCE_MS
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,8 @@ from psycopg import sql
 
 from sync import analytics, locks
 from sync.errors import UserError
-from sync.history_import.match import Staged, Stored, plan, reach_ms, song_key
+from sync.history_import.match import Staged, Stored, plan, reach_ms
 from sync.history_import.parse import (
-    MATCH_TOLERANCE_MS,
     SKIP_NO_SLOT,
     ExportFormatError,
     ParsedFile,
@@ -23,6 +22,7 @@ from sync.history_import.parse import (
 )
 from sync.history_import.report import FileResult, OffsetStats
 from sync.history_import.resolve import CREATE_TRACKS, REFS_DDL, RESOLVE_STATEMENTS
+from sync.store.sources import MATCH_TOLERANCE_MS, song_key
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ class Loader:
 
     def _merge(self, parsed: ParsedFile, ids: list[int], stored: list[Stored], near: set[int],
                result: FileResult) -> tuple[list[str], list[int], list[datetime]]:  # fmt: skip
-        """Rows near stored plays go through export_match.plan; the rest are simply new."""
+        """Rows near stored plays go through match.plan; the rest are simply new."""
         source = parsed.source
         prefix = f"{self.user}\t"
         keys: dict[int, str] = {}

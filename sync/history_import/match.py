@@ -21,18 +21,13 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sync.history_import.parse import (
+from sync.store.sources import (
     MATCH_TOLERANCE_MS,
     PRECISION_MS,
     SOURCE_ACCOUNT,
     SOURCE_API,
     SOURCE_EXTENDED,
 )
-
-
-def song_key(track: str | None, artist: str | None) -> str:
-    """Same song across sources whose track ids differ: lower-cased name and primary artist."""
-    return f"{(track or '').lower()}\x1f{(artist or '').lower()}"
 
 
 def reach_ms(tolerance_ms: int = MATCH_TOLERANCE_MS) -> int:
@@ -65,7 +60,6 @@ class Staged:
 @dataclass
 class Plan:
     fill: list[tuple[int, int]] = field(default_factory=list)  # (stored at_ms, ms_played)
-    filled_rows: list[int] = field(default_factory=list)  # staged rows whose match was filled
     replace: list[int] = field(default_factory=list)  # stored at_ms of account plays to delete
     replaced_rows: list[int] = field(default_factory=list)
     already: list[int] = field(default_factory=list)  # staged rows stored already
@@ -139,7 +133,6 @@ def plan(
         e = stored[i]
         if e.source == SOURCE_API and e.ms_played is None:
             result.fill.append((e.at_ms, s.ms))
-            result.filled_rows.append(s.row)
             result.offsets_ms.append(e.at_ms - s.ts_ms)
         elif e.source == SOURCE_ACCOUNT and source == SOURCE_EXTENDED:
             result.replace.append(e.at_ms)

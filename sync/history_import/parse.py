@@ -22,25 +22,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from sync.store.sources import SOURCE_ACCOUNT, SOURCE_EXTENDED
+
 # Plays shorter than this are not plays: the Web API does not report them either.
 DEFAULT_MIN_MS = 30_000
-
-# An export play and a Web API play of the same song whose end times are at most this far
-# apart are the same play (docs/import.md, "Matching" explains the figure). The API's
-# `played_at` and the export's `ts` both mark the end of playback but come from different
-# clocks and events; the pairing is one-to-one and nearest-first, so a generous window
-# costs little while a tight one leaves duplicates behind.
-MATCH_TOLERANCE_MS = 90_000
-
-# listening_history.source
-SOURCE_API = 0
-SOURCE_EXTENDED = 1
-SOURCE_ACCOUNT = 2
-
-# How long the instant of an end time really is, by source: the API gives milliseconds,
-# the extended export whole seconds, account data whole minutes. A stored export play may
-# sit a few milliseconds after its stated time (see `ts` collisions in docs/import.md).
-PRECISION_MS = {SOURCE_API: 0, SOURCE_EXTENDED: 1_000, SOURCE_ACCOUNT: 60_000}
 
 # Kinds of staged rows (the `kind` column of the staging table).
 KIND_TRACK = 0  # has a spotify:track: (or other) URI

@@ -11,11 +11,11 @@ from sync.history_import.parse import (
     ACCOUNT_PODCAST,
     EXTENDED,
     EXTENDED_VIDEO,
-    MATCH_TOLERANCE_MS,
     SKIP_DUPLICATE,
     SKIP_NO_SLOT,
     SKIP_REASONS,
 )
+from sync.store.sources import MATCH_TOLERANCE_MS
 
 log = logging.getLogger(__name__)
 

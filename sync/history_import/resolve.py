@@ -24,7 +24,7 @@ create temp table if not exists import_new (
 create temp table if not exists import_artists (name text, artist_id integer) on commit drop;
 """
 
-# Lower-cased "track name <US> primary artist name" (export_match.song_key, in SQL): how
+# Lower-cased "track name <US> primary artist name" (sync.store.sources.song_key, in SQL): how
 # account-data rows find an existing track.
 TRACK_KEY = "lower({t}.name) || chr(31) || lower(coalesce({a}.name, ''))"
 REF_KEY = "lower({s}.track) || chr(31) || lower(coalesce({s}.artist, ''))"

@@ -8,8 +8,8 @@ from datetime import datetime
 import psycopg
 from psycopg.types.json import Jsonb
 
-from sync.history_import.parse import MATCH_TOLERANCE_MS, SOURCE_API
 from sync.job.transform import AlbumRow, ArtistRow, Play, TrackRow
+from sync.store.sources import MATCH_TOLERANCE_MS, SOURCE_API
 
 
 def count_plays(conn: psycopg.Connection, key: int) -> int:

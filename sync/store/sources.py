@@ -1,0 +1,30 @@
+"""One play, one row: the rules that decide when plays from different sources are the same.
+
+A play reaches the history from the Web API (sync) or from an account-data export
+(import). These constants and song_key() are shared by the store, which inserts API
+plays next to imported ones, and by the importer; docs/import.md explains them.
+"""
+
+from __future__ import annotations
+
+# An export play and a Web API play of the same song whose end times are at most this far
+# apart are the same play (docs/import.md, "Matching" explains the figure). The API's
+# `played_at` and the export's `ts` both mark the end of playback but come from different
+# clocks and events; the pairing is one-to-one and nearest-first, so a generous window
+# costs little while a tight one leaves duplicates behind.
+MATCH_TOLERANCE_MS = 90_000
+
+# listening_history.source
+SOURCE_API = 0
+SOURCE_EXTENDED = 1
+SOURCE_ACCOUNT = 2
+
+# How long the instant of an end time really is, by source: the API gives milliseconds,
+# the extended export whole seconds, account data whole minutes. A stored export play may
+# sit a few milliseconds after its stated time (see `ts` collisions in docs/import.md).
+PRECISION_MS = {SOURCE_API: 0, SOURCE_EXTENDED: 1_000, SOURCE_ACCOUNT: 60_000}
+
+
+def song_key(track: str | None, artist: str | None) -> str:
+    """Same song across sources whose track ids differ: lower-cased name and primary artist."""
+    return f"{(track or '').lower()}\x1f{(artist or '').lower()}"
