@@ -332,6 +332,7 @@ WRITERS = [
     "analytics_refresh_plays(integer, timestamptz[])",
     "analytics_refresh_tracks(integer[])",
     "analytics_rebuild(integer)",
+    "revoke_execute_from_api(regprocedure[])",
 ]
 
 

@@ -131,21 +131,7 @@ begin
     return '{}';
 end $$;
 
--- These functions write. Supabase grants EXECUTE on every function in public to its API
--- roles (anon, authenticated): take it back, and from PUBLIC, so that only the owner (the
--- job's connection) and roles it grants to may call them. The read-only functions stay
--- executable by anyone (row level security still applies to what they read).
-do $$
-declare
-    f text;
-    r name;
-begin
-    foreach f in array array[
-        'adopt_export_placeholders(jsonb)'
-    ] loop
-        execute format('revoke execute on function %s from public', f);
-        for r in select rolname from pg_roles where rolname in ('anon', 'authenticated') loop
-            execute format('revoke execute on function %s from %I', f, r);
-        end loop;
-    end loop;
-end $$;
+-- These functions write: not for Supabase's API roles (00_privileges.sql).
+call revoke_execute_from_api(
+    'adopt_export_placeholders(jsonb)'
+);
