@@ -149,12 +149,16 @@ def check_database(
     except UserError as exc:
         return [Check(FAIL, "database", str(exc))], None
     version = conn.execute("show server_version").fetchone()[0]
-    checks = [Check(OK, "database", f"reachable (PostgreSQL {version.split()[0]})")]
-    known = [v for v, _ in schema.migrations()]
-    applied = schema.applied_versions(conn)
+    state = schema.read_state(conn)
     conn.rollback()
-    pending = [v for v in known if v not in applied]
-    unknown = sorted(applied - set(known))
+    too_old = schema.server_version_problem(state.server_version)
+    if too_old:
+        checks = [Check(FAIL, "database", too_old)]
+    else:
+        checks = [Check(OK, "database", f"reachable (PostgreSQL {version.split()[0]})")]
+    known = [v for v, _ in schema.migrations()]
+    pending = schema.plan(state).names()
+    unknown = sorted(state.versions - set(known))
     if pending:
         checks.append(
             Check(
@@ -162,7 +166,7 @@ def check_database(
                 "migrations",
                 f"{len(pending)} pending ({', '.join(pending)})",
                 "python -m sync migrate (run applies them first too; or paste the files from "
-                "sql/ into Supabase's SQL editor in order)",
+                "sql/ and then sql/repeatable/ into Supabase's SQL editor in order)",
             )
         )
     else:

@@ -35,9 +35,11 @@ def _tables(conn) -> dict[str, bool]:
 def test_migrate_command_applies_everything_once(monkeypatch, capsys, tmp_path, empty_db_url):
     run = CliRunner(monkeypatch, capsys, tmp_path, empty_db_url)
     versions = [v for v, _ in schema.migrations()]
+    repeatable = [schema.file_name(path) for path in schema.repeatables()]
     first = run("migrate")
     assert first.code == 0, first.err
-    assert first.out.strip() == f"applied {len(versions)} migration(s): {', '.join(versions)}"
+    done = versions + repeatable
+    assert first.out.strip() == f"applied {len(done)} migration(s): {', '.join(done)}"
     second = run("migrate")
     assert second.code == 0
     assert second.out.strip() == "schema is up to date"
@@ -47,17 +49,27 @@ def test_migrate_command_applies_everything_once(monkeypatch, capsys, tmp_path, 
         assert schema.migrate(conn) == []
 
 
-def test_pasting_every_migration_twice_is_harmless(empty_db_url):
+def paste_everything(conn: psycopg.Connection) -> None:
+    """What docs/schema.md tells a Supabase user to paste, in that order."""
+    for path in [path for _, path in schema.migrations()] + schema.repeatables():
+        conn.execute(path.read_text())
+
+
+def test_pasting_every_file_twice_is_harmless(empty_db_url):
     """What a Supabase user does in the SQL editor: paste each file, maybe twice."""
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         for _ in range(2):
-            for _, path in schema.migrations():
-                conn.execute(path.read_text())
+            paste_everything(conn)
         add_user(conn, "alice")
-        for _, path in schema.migrations():  # again, over data
-            conn.execute(path.read_text())
-        assert schema.migrate(conn) == []  # `migrate` after pasting applies nothing
+        paste_everything(conn)  # again, over data
+        # A pasted numbered file records its version; a pasted repeatable file cannot know
+        # its own checksum, so `migrate` after pasting applies the repeatable files once.
+        repeatable = [schema.file_name(path) for path in schema.repeatables()]
+        assert schema.migrate(conn) == repeatable
+        assert schema.migrate(conn) == []
         assert conn.execute("select count(*) from user_tokens").fetchone()[0] == 1
+        recorded = {r[0] for r in conn.execute("select name from schema_files")}
+        assert recorded == {schema.file_name(p) for _, p in schema.migrations()} | set(repeatable)
 
 
 def test_migrations_are_numbered_files():
@@ -65,6 +77,18 @@ def test_migrations_are_numbered_files():
     assert names and names[0] == "001_core.sql"
     numbers = [int(name[:3]) for name in names]
     assert numbers == sorted(set(numbers))
+
+
+def test_repeatable_files_hold_every_function_and_view_and_no_table():
+    """Functions and views are defined in sql/repeatable/ (numbered files only keep their
+    first versions); tables, columns and indexes only in numbered migrations."""
+    import re
+
+    numbered = "\n".join(path.read_text() for _, path in schema.migrations())
+    repeatable = "\n".join(path.read_text() for path in schema.repeatables())
+    defined = re.compile(r"^create or replace (function|view) (\w+)", re.M | re.I)
+    assert {m[1] for m in defined.findall(numbered)} <= {m[1] for m in defined.findall(repeatable)}
+    assert not re.search(r"^\s*(create|alter) (table|index)", repeatable, re.M | re.I)
 
 
 def test_row_level_security_on_every_table(conn):
