@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+
+BUDGET_REACHED = "time budget reached"  # the one stop that is routine, not a problem
 
 
 class Stopped(Exception):
@@ -42,6 +46,44 @@ class RunControl:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self.reason: str | None = None
+        self._critical = 0
+        self._pending_exit: Callable[[], None] | None = None
+        self.in_flight = 0  # users being worked on right now
+
+    # -- work that a hard exit must not cut in half ---------------------------------
+    @contextmanager
+    def critical(self) -> Iterator[None]:
+        """A stretch (e.g. refreshing and saving a rotating token) a hard exit waits for."""
+        with self._lock:
+            self._critical += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._critical -= 1
+                pending = self._pending_exit if self._critical == 0 else None
+            if pending is not None:
+                pending()
+
+    def exit_when_safe(self, exit_now: Callable[[], None]) -> bool:
+        """Call exit_now at once, or when the last critical stretch ends; True if deferred."""
+        with self._lock:
+            if self._critical:
+                self._pending_exit = exit_now
+                return True
+        exit_now()
+        return False
+
+    @contextmanager
+    def working(self) -> Iterator[None]:
+        """Count a user as in flight while the block runs."""
+        with self._lock:
+            self.in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     # -- stopping ----------------------------------------------------------------
     def stop(self, reason: str) -> None:
@@ -64,7 +106,7 @@ class RunControl:
     def check(self) -> None:
         """Raise Stopped when the run was stopped or its time is up."""
         if self.deadline is not None and self.clock() >= self.deadline:
-            self.stop("time budget reached")
+            self.stop(BUDGET_REACHED)
         if self.stopped:
             raise Stopped(self.reason or "stopped")
 
@@ -83,5 +125,5 @@ class RunControl:
         else:
             self._event.wait(span)
         if left is not None and span < seconds:
-            self.stop("time budget reached")
+            self.stop(BUDGET_REACHED)
         self.check()

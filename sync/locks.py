@@ -6,6 +6,5 @@ jobs pick the same number by accident. The SQL functions in sql/ use USER_ANALYT
 
 from __future__ import annotations
 
-USER = 7305  # (USER, user key): one sync, import or removal of a user at a time
 USER_ANALYTICS = 7306  # (USER_ANALYTICS, user key): taken inside sql/ analytics refreshes
 MIGRATION = 7_305_001  # one `migrate` at a time

@@ -206,7 +206,7 @@ class CliRunner:
         import os
 
         from sync.commands import run as run_command
-        from sync.job import pipeline
+        from sync.control import RunControl
 
         self.monkeypatch = monkeypatch
         self.capsys = capsys
@@ -236,7 +236,9 @@ class CliRunner:
 
         monkeypatch.setattr(run_command, "SpotifyClient", client_factory)
         monkeypatch.setattr(
-            run_command, "run_sync", functools.partial(pipeline.run_sync, clock=self.time.clock)
+            run_command,
+            "RunControl",
+            functools.partial(RunControl, clock=self.time.clock, sleep=self.time.sleep),
         )
         # main() installs its own log handler: put the test runner's back afterwards.
         root = logging.getLogger()

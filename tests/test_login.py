@@ -29,7 +29,7 @@ from sync.job.transform import parse_items
 from sync.signin import LoginIO, login
 from sync.spotify.oauth import SCOPES, LoginFailed, code_from_pasted_url, parse_redirect_uri
 from sync.store import plays as plays_store
-from sync.store import users as user_store
+from sync.store import runs as runs_store
 from tests.conftest import add_user
 from tests.spotify_fakes import window
 from tests.standin import Standin
@@ -198,7 +198,7 @@ def test_login_again_clears_needs_reauth_and_keeps_the_key(db_url, conn, standin
     assert (row["status"], row["status_reason"]) == ("active", None)
     assert row["refresh_token"] == "standin-refresh-alice-login"
     assert row["authorized_at"] == NOW  # the 6-month clock restarts
-    assert [u.user_id for u in user_store.load_users(conn)] == ["alice"]
+    assert [u.user_id for u in runs_store.candidates(conn)] == ["alice"]
 
 
 def test_login_reactivates_a_removed_user_with_history_intact(db_url, conn, standin):
@@ -209,13 +209,13 @@ def test_login_reactivates_a_removed_user_with_history_intact(db_url, conn, stan
     conn.execute(
         "update user_tokens set status = 'removed', refresh_token = null where id = %s", (key,)
     )
-    assert user_store.load_users(conn) == []
+    assert runs_store.candidates(conn) == []
     settings = make_settings(db_url, standin)
     out = io.StringIO()
     login(settings, headless=True, io=make_io(out=out, read_line=paste_from(standin, out)))
     assert user_row(conn)["status"] == "active"
     assert plays_store.count_plays(conn, key) == 3
-    assert [u.key for u in user_store.load_users(conn)] == [key]
+    assert [u.key for u in runs_store.candidates(conn)] == [key]
 
 
 # -- refusals: nothing stored ----------------------------------------------------------

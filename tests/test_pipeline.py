@@ -4,13 +4,16 @@ idempotence, dry runs, many users, time budget and overlapping runs."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 
 from sync import db
+from sync.control import RunControl
 from sync.job.pipeline import Context, Options, fair_order, run_sync
 from sync.redact import Redactor
+from sync.store import runs as runs_store
 from sync.store import users as user_store
 from tests.conftest import add_user
 from tests.spotify_fakes import item, window
@@ -244,7 +247,9 @@ def test_5xx_during_a_run_backs_off_with_jitter_and_succeeds(monkeypatch, capsys
 
 # -- many users ---------------------------------------------------------------
 def _context(fake: FakeTime, **options) -> Context:
-    return Context(client=make_client(fake), redactor=Redactor(), options=Options(**options))
+    control = RunControl(clock=fake.clock, sleep=fake.sleep)
+    return Context(client=make_client(fake), redactor=Redactor(), options=Options(**options),
+                   control=control, name=lambda key, user_id: f"user-{key}")  # fmt: skip
 
 
 def test_slow_or_failing_user_does_not_hold_up_the_others(db_url, conn, spotify):
@@ -267,9 +272,9 @@ def test_slow_or_failing_user_does_not_hold_up_the_others(db_url, conn, spotify)
 
     spotify.before_data = hold_slow_user
     fake = FakeTime()
-    users = user_store.load_users(conn)
+    users = runs_store.candidates(conn)
     result = run_sync(db_url, db.connect, users, _context(fake, concurrency=2),
-                      run_id=None, clock=fake.clock, on_result=on_result)  # fmt: skip
+                      run_id=None, on_result=on_result)  # fmt: skip
     assert finished[-1] == "slow"
     statuses = {u.user_id: u.status for u in result.users}
     assert statuses == {"slow": "ok", "bob": "ok", "carol": "ok",
@@ -296,8 +301,8 @@ def test_concurrency_bounds_the_pool(db_url, conn, spotify):
 
     spotify.before_data = track_workers
     fake = FakeTime()
-    result = run_sync(db_url, db.connect, user_store.load_users(conn),
-                      _context(fake, concurrency=3), run_id=None, clock=fake.clock)  # fmt: skip
+    result = run_sync(db_url, db.connect, runs_store.candidates(conn),
+                      _context(fake, concurrency=3), run_id=None)  # fmt: skip
     assert [u.status for u in result.users] == ["ok"] * 6
     assert len(active) == 3  # exactly three worker threads were used
 
@@ -325,9 +330,9 @@ def test_time_budget_stops_starting_users_and_skips_the_rest(run, spotify, conn)
 
 def test_fair_order_puts_never_and_least_recently_attempted_first(conn):
     keys = [add_user(conn, f"u{n}", f"refresh-u{n}-0001") for n in range(4)]
-    users = user_store.load_users(conn)
     last = {keys[0]: NEWEST, keys[1]: NEWEST - timedelta(hours=2), keys[3]: NEWEST}
-    assert [u.key for u in fair_order(users, last)] == [keys[2], keys[1], keys[0], keys[3]]
+    users = [replace(u, last_attempt=last.get(u.key)) for u in runs_store.candidates(conn)]
+    assert [u.key for u in fair_order(users)] == [keys[2], keys[1], keys[0], keys[3]]
 
 
 # -- overlapping runs -------------------------------------------------------------
@@ -336,19 +341,19 @@ def test_user_locked_by_another_run_is_skipped_without_failing(run, spotify, con
     add_user(conn, "bob", "refresh-bob-0001")
     spotify.add_user("alice", "refresh-alice-0001", window(NEWEST, 3))
     spotify.add_user("bob", "refresh-bob-0001", window(NEWEST, 3, start_n=20))
-    with psycopg.connect(db_url) as other_run:
-        assert user_store.try_lock_user(other_run, alice)
+    with psycopg.connect(db_url, autocommit=True) as other_run:
+        assert user_store.claim(other_run, alice, 999, timedelta(minutes=15)).user is not None
         result = run("run", "--json")
         assert result.code == 0, result.err
         users = {u["user_id"]: u for u in result.report["users"]}
         assert users["user-1"]["status"] == "skipped"
-        assert users["user-1"]["error"] == "another run is syncing this user"
+        assert users["user-1"]["error"].startswith("another run is syncing this user (until ")
         assert users["user-2"]["status"] == "ok"
         assert "refresh-alice-0001" not in spotify.token_requests  # not touched at all
         assert _stored(conn, "alice") == []
         assert [r[0] for r in _run_user(conn)] == ["skipped", "ok"]
         assert conn.execute("select status from sync_runs").fetchone()[0] == "ok"
-        user_store.unlock_user(other_run, alice)
+        user_store.release(other_run, alice, 999)
     after = run("run", "--json")
     assert after.report["users"][0]["status"] == "ok"
     assert len(_stored(conn, "alice")) == 3

@@ -107,7 +107,8 @@ def test_the_plays_view_keeps_row_level_security(conn):
 # -- users --------------------------------------------------------------------------
 def test_user_with_only_id_and_refresh_token_is_valid(conn):
     conn.execute("insert into user_tokens (user_id, refresh_token) values ('web', 'refresh-web-1')")
-    (user,) = user_store.load_users(conn)
+    key = conn.execute("select id from user_tokens").fetchone()[0]
+    user = user_store.load_user(conn, key)
     assert (user.user_id, user.refresh_token, user.status) == ("web", "refresh-web-1", "active")
     assert user.access_token is None and user.access_token_expires_at is None
     assert user.authorized_at is not None  # defaults to now: the 6-month clock starts
@@ -117,18 +118,36 @@ def test_user_with_only_id_and_refresh_token_is_valid(conn):
 def test_save_tokens_keeps_the_old_refresh_token_when_none_came(conn):
     key = add_user(conn, "alice", "refresh-alice-0001")
     expires = NEWEST + timedelta(hours=1)
-    user_store.save_tokens(conn, key, "access-1", expires, None, None)
+    assert user_store.save_tokens(conn, key, "refresh-alice-0001", "access-1", expires, None, None)
     user = user_store.load_user(conn, key)
     assert (user.refresh_token, user.access_token, user.access_token_expires_at) == (
         "refresh-alice-0001", "access-1", expires)  # fmt: skip
-    user_store.save_tokens(conn, key, "access-2", expires, "refresh-alice-0002", "scope-x")
+    assert user_store.save_tokens(conn, key, "refresh-alice-0001", "access-2", expires,
+                                  "refresh-alice-0002", "scope-x")  # fmt: skip
     user = user_store.load_user(conn, key)
     assert (user.refresh_token, user.scope) == ("refresh-alice-0002", "scope-x")
 
 
+def test_token_writes_are_compare_and_set_on_the_token_used(conn):
+    """A run that used an older refresh token never overwrites what is stored now."""
+    key = add_user(conn, "alice", "refresh-alice-0002")  # a login stored a newer one
+    expires = NEWEST + timedelta(hours=1)
+    assert not user_store.save_tokens(conn, key, "refresh-alice-0001", "access-old", expires,
+                                      "refresh-alice-0003", None)  # fmt: skip
+    assert not user_store.mark_needs_reauth(conn, key, "refresh-alice-0001", "invalid_grant")
+    user = user_store.load_user(conn, key)
+    assert (user.refresh_token, user.access_token, user.status) == (
+        "refresh-alice-0002", None, "active")  # fmt: skip
+    conn.execute("update user_tokens set status = 'removed', refresh_token = null")
+    assert not user_store.save_tokens(conn, key, "refresh-alice-0002", "a", expires, None, None)
+    assert user_store.load_user(conn, key).refresh_token is None  # removal erased it for good
+
+
 def test_mark_needs_reauth_records_the_reason_and_drops_the_access_token(conn):
     key = add_user(conn, "alice", access_token="access-1")
-    user_store.mark_needs_reauth(conn, key, "Spotify answered 400 invalid_grant: revoked")
+    assert user_store.mark_needs_reauth(
+        conn, key, "refresh-alice-0001", "Spotify answered 400 invalid_grant: revoked"
+    )
     user = user_store.load_user(conn, key)
     assert user.status == "needs_reauth"
     assert user.status_reason == "Spotify answered 400 invalid_grant: revoked"
@@ -203,24 +222,41 @@ def test_track_artists_in_order_without_duplicates(conn):
 
 
 # -- locks and run records -----------------------------------------------------------
-def test_user_lock_is_exclusive_between_sessions(db_url, conn):
+def test_a_claim_is_exclusive_until_released_or_expired(conn):
     key = add_user(conn)
-    with psycopg.connect(db_url) as one, psycopg.connect(db_url) as two:
-        assert user_store.try_lock_user(one, key)
-        assert not user_store.try_lock_user(two, key)
-        assert user_store.try_lock_user(two, key + 1)  # other users are free
-        user_store.unlock_user(one, key)
-        assert user_store.try_lock_user(two, key)
-    with psycopg.connect(db_url) as three:  # a closed session releases its locks
-        assert user_store.try_lock_user(three, key)
+    other = add_user(conn, "bob", "refresh-bob-1")
+    lease = timedelta(minutes=15)
+    first = user_store.claim(conn, key, 1, lease)
+    assert first.user is not None and first.user.refresh_token == "refresh-alice-0001"
+    second = user_store.claim(conn, key, 2, lease)
+    assert second.user is None and second.busy and second.held_until is not None
+    assert user_store.claim(conn, other, 2, lease).user is not None  # other users are free
+    assert user_store.claim(conn, key, 1, lease).user is not None  # the holder may renew
+    user_store.release(conn, key, 2)  # not the holder: nothing happens
+    assert user_store.claim(conn, key, 2, lease).busy
+    user_store.release(conn, key, 1)
+    assert user_store.claim(conn, key, 2, lease).user is not None
+    # a holder that died: its claim expires by itself
+    conn.execute("update user_tokens set lease_until = now() - interval '1 second'")
+    assert user_store.claim(conn, key, 3, lease).user is not None
+
+
+def test_only_active_users_are_claimed_and_the_status_says_why(conn):
+    key = add_user(conn, status="needs_reauth")
+    claim = user_store.claim(conn, key, 1, timedelta(minutes=15))
+    assert claim.user is None and not claim.busy and claim.status == "needs_reauth"
+    gone = user_store.claim(conn, key + 100, 1, timedelta(minutes=15))
+    assert gone.user is None and gone.status is None
 
 
 def test_last_attempts_ignore_skips(conn):
     alice, bob = add_user(conn, "alice"), add_user(conn, "bob", "refresh-bob-1")
-    run_id = runs_store.start_run(conn, "manual", None, False)
+    run_id = runs_store.open_run(conn, "manual", None, timedelta(minutes=5)).run_id
     for key, status in ((alice, "ok"), (bob, "skipped")):
         runs_store.record_user_result(
             conn, run_id, key, status=status, started_at=NEWEST, fetched=0, new_tracks=0,
             skipped_items=0, possible_gap=False, error_class=None, error=None, warnings=[],
+            alive_for=timedelta(minutes=5),
         )  # fmt: skip
-    assert runs_store.last_attempts(conn) == {alice: NEWEST}
+    last = {c.key: (c.last_attempt, c.last_outcome) for c in runs_store.candidates(conn)}
+    assert last == {alice: (NEWEST, "ok"), bob: (None, None)}

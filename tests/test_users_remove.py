@@ -33,10 +33,11 @@ def with_history(conn: psycopg.Connection, user_id: str, plays: int) -> int:
     parsed, _ = parse_items(window(NOW - timedelta(days=1), plays))
     with conn.transaction():
         analytics.refresh_days(conn, key, plays_store.insert_plays(conn, key, parsed))
-        run_id = runs_store.start_run(conn, "manual", None, False)
+        run_id = runs_store.open_run(conn, "manual", None, timedelta(minutes=5)).run_id
         runs_store.record_user_result(
             conn, run_id, key, status="ok", started_at=NOW, fetched=plays, new_tracks=plays,
             skipped_items=0, possible_gap=False, error_class=None, error=None, warnings=[],
+            alive_for=timedelta(minutes=5),
         )  # fmt: skip
     return key
 
@@ -135,7 +136,7 @@ def test_keep_history_erases_tokens_keeps_plays_and_stops_syncing(db_url, conn):
     ).fetchone()
     assert row == ("removed", None, None, None, None)
     assert plays_store.count_plays(conn, alice) == 4
-    assert user_store.load_users(conn) == []  # `run` never sees it
+    assert runs_store.candidates(conn) == []  # `run` never sees it
     assert remove(db_url, "alice", yes=True, keep=True)[1].startswith("user-")  # idempotent
     # and a later full removal still deletes the kept history
     assert remove(db_url, "alice", yes=True)[0] == 0
@@ -157,7 +158,8 @@ def test_unknown_user_is_a_usage_error(db_url, conn):
 def test_user_being_synced_is_not_removed(db_url, conn):
     alice = with_history(conn, "alice", 2)
     with psycopg.connect(db_url, autocommit=True) as run_conn:
-        assert user_store.try_lock_user(run_conn, alice)  # a run holds this user
+        claim = user_store.claim(run_conn, alice, 999, timedelta(minutes=15))
+        assert claim.user is not None  # a run holds this user
         with pytest.raises(UserError, match="sync run is working on this user"):
             remove(db_url, "alice", yes=True)
     assert plays_store.count_plays(conn, alice) == 2

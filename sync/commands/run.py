@@ -1,42 +1,116 @@
-"""`python -m sync run`: sync every stored user once, then report."""
+"""`python -m sync run`: sync every stored user once, then report.
+
+Signals (SIGINT, SIGTERM, SIGHUP; GitHub sends SIGINT, then SIGTERM 7.5 s later, then
+SIGKILL): the first stops starting users and wakes every wait, lets the users in flight
+commit or roll back, records the partial totals as `interrupted` and exits 130. A second
+one exits at once, but never between a token refresh and its save.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+
+import psycopg
 
 from sync import analytics, db
 from sync.config import Settings
+from sync.control import RunControl
 from sync.errors import UserError
-from sync.job.pipeline import Context, Options, fair_order, run_sync
+from sync.job.pipeline import LEASE, Context, Options, fair_order, run_sync
+from sync.job.results import RunResult
 from sync.job.summary import Reporter, json_report, summary_markdown, write_step_summary
+from sync.names import alias, parse_alias
 from sync.redact import Redactor
 from sync.spotify.client import SpotifyClient
+from sync.statuses import RunStatus, UserStatus
 from sync.store import runs
-from sync.store import users as user_store
+from sync.store.runs import Candidate
 
 log = logging.getLogger(__name__)
+
+_TOTALS = ("users_total", "users_synced", "users_failed", "users_skipped", "tracks_added")
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+NO_USERS = (
+    "no users to sync yet: sign in with python -m sync login (or python -m sync setup) "
+    "with DATABASE_URL set to this database"
+)
+
+
+def select_users(stored: Sequence[Candidate], wanted: Sequence[str]) -> list[Candidate]:
+    """The users `--user` names (Spotify ids or aliases user-N), or all; UserError if unknown."""
+    if not wanted:
+        return list(stored)
+    chosen: dict[int, Candidate] = {}
+    missing = []
+    for text in wanted:
+        key = parse_alias(text)
+        found = [c for c in stored if c.user_id == text or c.key == key]
+        if not found:
+            missing.append(text)
+        chosen.update((c.key, c) for c in found)
+    if missing:
+        raise UserError(
+            f"no active user {', '.join(missing)} in user_tokens: check the id or alias "
+            "(python -m sync users lists them) or sign in with python -m sync login"
+        )
+    return sorted(chosen.values(), key=lambda c: c.key)
+
+
+class _Signals:
+    """Turns the first signal into a stop of the run, a second one into an exit."""
+
+    def __init__(self, control: RunControl, exit_now):
+        self.control = control
+        self.exit_now = exit_now
+        self.received: list[str] = []
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may own signal handlers (tests call main() there)
+        for sig in SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        self.received.append(name)
+        if len(self.received) == 1:
+            self.control.stop(f"interrupted ({name})")
+            busy = self.control.in_flight
+            hint = (
+                "Ctrl-C again to stop now"
+                if signum == signal.SIGINT
+                else "a second signal stops now"
+            )
+            print(f"{name}: starting no more users; finishing {busy} user(s) in progress ({hint})",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            return
+        if self.control.exit_when_safe(self.exit_now):
+            print(f"{name}: stopping as soon as a token refresh in progress is saved",
+                  file=sys.stderr, flush=True)  # fmt: skip
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:
     url = db.database_url(settings)
+    control = RunControl(args.time_budget)
     with db.open_database(settings) as conn:
-        users = user_store.load_users(conn, args.user or None)
-        missing = sorted(set(args.user) - {u.user_id for u in users})
-        if missing:
-            raise UserError(
-                f"no active user {', '.join(missing)} in user_tokens: check the id "
-                "(python -m sync users lists them) or sign in with python -m sync login"
-            )
-        if any(u.status == "active" for u in users):
+        conn.autocommit = True  # every statement below is its own transaction: no BEGIN trips
+        users = fair_order(select_users(runs.candidates(conn), args.user))
+        if any(u.status == UserStatus.ACTIVE for u in users):
             settings.require_spotify_credentials()
-        users = fair_order(users, runs.last_attempts(conn))
         options = Options(
-            dry_run=args.dry_run,
-            max_tracks=args.max_tracks,
-            concurrency=args.concurrency,
-            time_budget=args.time_budget,
+            dry_run=args.dry_run, max_tracks=args.max_tracks, concurrency=args.concurrency
         )
         client = SpotifyClient(
             settings.api_url,
@@ -51,28 +125,51 @@ def cmd_run(args: argparse.Namespace, settings: Settings, redactor: Redactor) ->
             show_ids=settings.show_user_ids,
             github_actions=settings.in_github_actions,
         )
-        run_id = None
+        opened = None
         if not args.dry_run:
-            run_id = runs.start_run(conn, settings.trigger, settings.run_url, False)
-            conn.commit()
-        ctx = Context(client=client, redactor=redactor, options=options)
-        status = "interrupted"
+            budget = control.remaining()
+            alive_for = LEASE + (timedelta(seconds=budget) if budget is not None else LEASE)
+            opened = runs.open_run(conn, settings.trigger, settings.run_url, alive_for)
+            for run_id, started in opened.killed:
+                log.warning("run %d (started %s UTC) never finished: it was killed; "
+                            "recorded as killed", run_id, f"{started:%Y-%m-%d %H:%M}")  # fmt: skip
+        run_id = opened.run_id if opened else None
+
+        def exit_now() -> None:
+            _close_run(url, conn, run_id, RunStatus.INTERRUPTED, None)
+            os._exit(130)
+
+        def name(key: int, user_id: str) -> str:
+            return alias(key, user_id, settings.show_user_ids)
+
+        ctx = Context(client=client, redactor=redactor, options=options, control=control,
+                      name=name)  # fmt: skip
+        signals = _Signals(control, exit_now)
+        signals.install()
+        result: RunResult | None = None
         try:
             result = run_sync(url, db.connect, users, ctx, run_id=run_id,
                               on_result=reporter.user_done)  # fmt: skip
-            status = "failed" if result.exit_code else "ok"
         finally:
-            if run_id is not None:
-                totals = result.totals() if status != "interrupted" else {
-                    k: 0 for k in ("users_total", "users_synced", "users_failed",
-                                   "users_skipped", "tracks_added")}  # fmt: skip
-                runs.finish_run(conn, run_id, status, totals)
-                conn.commit()
+            signals.restore()
+            if result is None:  # a bug, not a user's trouble: still leave a true record
+                _close_run(url, conn, run_id, RunStatus.FAILED, None)
+        result.interrupted = bool(signals.received)
+        result.killed_runs = opened.killed if opened else []
+        if result.interrupted:
+            status = RunStatus.INTERRUPTED
+        else:
+            status = RunStatus.FAILED if result.exit_code else RunStatus.OK
+        conn = _close_run(url, conn, run_id, status, result)
         details = ""  # listening details only when the owner opts in (SYNC_SUMMARY_DETAILS)
-        if settings.summary_details and settings.step_summary_path:
+        if settings.summary_details and settings.step_summary_path and conn is not None:
             details = analytics.summary_section(
                 conn, [(u.key, reporter.name(u)) for u in result.users]
             )
+    if not users:
+        print(NO_USERS, file=sys.stderr)
+        if settings.in_github_actions:
+            print(f"::warning title=No users::{NO_USERS}", file=sys.stderr)
     reporter.finish(result)
     if settings.step_summary_path:
         write_step_summary(
@@ -83,3 +180,32 @@ def cmd_run(args: argparse.Namespace, settings: Settings, redactor: Redactor) ->
     if args.json:
         print(redactor.redact(json_report(result, reporter.name)))
     return result.exit_code
+
+
+def _close_run(
+    url: str,
+    conn: psycopg.Connection | None,
+    run_id: int | None,
+    status: RunStatus,
+    result: RunResult | None,
+) -> psycopg.Connection | None:
+    """Finish the run's row, on a fresh connection if the run's own one was lost.
+
+    Returns a usable connection (or None). Never raises: a run whose record cannot be
+    finished is closed as killed by the next run.
+    """
+    if run_id is None:
+        return conn
+    totals = result.totals() if result else dict.fromkeys(_TOTALS, 0)
+    for attempt in range(2):
+        try:
+            if conn is None or conn.closed or conn.broken:
+                conn = db.connect(url)
+                conn.autocommit = True
+            runs.finish_run(conn, run_id, status, totals)
+            return conn
+        except (psycopg.Error, UserError) as exc:
+            log.warning("could not finish the run record (%s)%s", type(exc).__name__,
+                        "; trying a new connection" if attempt == 0 else "")  # fmt: skip
+            conn = None
+    return None

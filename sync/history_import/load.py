@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg import sql
 
-from sync import analytics, locks
+from sync import analytics
 from sync.errors import UserError
 from sync.history_import.match import Staged, Stored, plan, reach_ms
 from sync.history_import.parse import (
@@ -22,6 +22,7 @@ from sync.history_import.parse import (
 )
 from sync.history_import.report import FileResult, OffsetStats
 from sync.history_import.resolve import CREATE_TRACKS, REFS_DDL, RESOLVE_STATEMENTS
+from sync.store import users as user_store
 from sync.store.sources import MATCH_TOLERANCE_MS, song_key
 
 log = logging.getLogger(__name__)
@@ -67,18 +68,11 @@ class Loader:
         c = self.conn
         c.execute("set local time zone 'UTC'")  # export times without a zone are UTC
         c.execute("set local statement_timeout = 0")
-        self._lock_user()
+        user_store.lock_for_change(self.conn, self.user, "import")  # never beside a sync
         c.execute(REFS_DDL)
         if self.bulk:
             self._suspend_foreign_keys()
         self._step("begin")
-
-    def _lock_user(self) -> None:
-        """Serialise with `sync run` for this user (same advisory lock key as the pipeline)."""
-        args = (locks.USER, self.user)
-        if not self.conn.execute("select pg_try_advisory_xact_lock(%s, %s)", args).fetchone()[0]:
-            log.info("a sync of this user is running: waiting for it to finish")
-            self.conn.execute("select pg_advisory_xact_lock(%s, %s)", args)
 
     def _suspend_foreign_keys(self) -> None:
         c = self.conn

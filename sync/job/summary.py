@@ -12,9 +12,10 @@ import logging
 import threading
 from typing import TextIO
 
-from sync.job.pipeline import RunResult, UserResult
+from sync.job.results import RunResult, UserResult
 from sync.names import alias
 from sync.redact import Redactor
+from sync.statuses import Outcome, WarningCode
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,8 @@ class Reporter:
             if self.github_actions:
                 self._write(f"::group::{name}: {res.status}")
             self._write(user_line(res, name))
-            for warning in res.warnings:
-                self._write(f"{name}: warning: {warning}")
+            for note in res.warnings:
+                self._write(f"{name}: warning: {note.text}")
             if self.github_actions:
                 self._write("::endgroup::")
 
@@ -81,6 +82,11 @@ class Reporter:
             f"{t['users_skipped']} skipped, {t['tracks_added']} new plays "
             f"in {result.duration_s:.1f}s"
         )
+        for run_id, started in result.killed_runs:
+            self._write(f"run {run_id} (started {started:%Y-%m-%d %H:%M} UTC) never finished "
+                        "and was closed as killed")  # fmt: skip
+        if result.stopped:
+            self._write(f"run stopped early: {result.stopped}")
         if self.github_actions:
             for line in annotations(result, self.name):
                 self._write(line)
@@ -90,17 +96,22 @@ def annotations(result: RunResult, name) -> list[str]:
     lines = []
     for res in result.users:
         who = name(res)
-        if res.status == "failed":
+        if res.status == Outcome.FAILED:
             lines.append(f"::error title={escape_property(who)}::{escape_data(res.error or '')}")
-        elif res.status == "needs_reauth":
+        elif res.status in (Outcome.NEEDS_REAUTH, Outcome.REFUSED):
             text = res.error or "needs to sign in again (python -m sync login)"
             kind = "error" if res.newly_needs_reauth else "warning"
             lines.append(f"::{kind} title={escape_property(who)}::{escape_data(text)}")
-        elif res.status == "skipped" and res.error:
+        elif res.status == Outcome.SKIPPED and res.error:
             lines.append(f"::notice title={escape_property(who)}::{escape_data(res.error)}")
-        for warning in res.warnings:
-            if res.status != "needs_reauth":
-                lines.append(f"::warning title={escape_property(who)}::{escape_data(warning)}")
+        for note in res.warnings:
+            if note.code not in (WarningCode.NEEDS_SIGN_IN, WarningCode.NOT_ALLOWED):
+                kind = "error" if note.code == WarningCode.LOCKED_LONG else "warning"
+                lines.append(f"::{kind} title={escape_property(who)}::{escape_data(note.text)}")
+    if result.stopped and not result.interrupted:
+        lines.append(f"::warning title=Run stopped early::{escape_data(result.stopped)}")
+    for run_id, _ in result.killed_runs:
+        lines.append(f"::warning title=Killed run::run {run_id} never finished; closed as killed")
     return lines
 
 
@@ -108,7 +119,15 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-STATUS_ICON = {"ok": "✅", "needs_reauth": "🔑", "failed": "❌", "skipped": "⏭️"}
+STATUS_ICON = {
+    Outcome.OK: "✅",
+    Outcome.NEEDS_REAUTH: "🔑",
+    Outcome.FAILED: "❌",
+    Outcome.SKIPPED: "⏭️",
+    Outcome.REFUSED: "🚫",
+}
+# Warnings that need the owner, shown above the table, in this order.
+BANNER_CODES = (WarningCode.LOCKED_LONG, WarningCode.TOKEN_EXPIRING)
 
 
 def summary_markdown(result: RunResult, name, run_url: str | None = None) -> str:
@@ -125,7 +144,18 @@ def summary_markdown(result: RunResult, name, run_url: str | None = None) -> str
         "",
     ]
     gaps = [name(u) for u in result.users if u.possible_gap]
-    expiring = [(name(u), w) for u in result.users for w in u.warnings if "refresh token" in w]
+    banner = [
+        (name(u), n.text)
+        for code in BANNER_CODES
+        for u in result.users
+        for n in u.warnings
+        if n.code == code
+    ]
+    if result.stopped:
+        out += [f"> [!WARNING]\n> The run stopped early: {result.stopped}.", ""]
+    if result.killed_runs:
+        ids = ", ".join(str(i) for i, _ in result.killed_runs)
+        out += [f"> [!NOTE]\n> Run(s) {ids} never finished (killed); closed as `killed`.", ""]
     if gaps:
         out += [
             f"> [!WARNING]\n> Possible gap for {', '.join(gaps)}: all 50 plays in Spotify's "
@@ -133,22 +163,26 @@ def summary_markdown(result: RunResult, name, run_url: str | None = None) -> str
             "data export.",
             "",
         ]
-    if expiring:
-        out += ["> [!WARNING]"] + [f"> {who}: {w}  " for who, w in expiring] + [""]
+    if banner:
+        out += ["> [!WARNING]"] + [f"> {who}: {w}  " for who, w in banner] + [""]
     if result.users:
         out += [
             "| user | status | new plays | fetched | skipped items | warnings |",
             "|---|---|---:|---:|---:|---|",
         ]
         for u in result.users:
-            notes = list(u.warnings) + ([u.error] if u.error else [])
+            notes = [n.text for n in u.warnings] + ([u.error] if u.error else [])
             out.append(
                 f"| {_cell(name(u))} | {STATUS_ICON.get(u.status, '')} {u.status} "
                 f"| {u.new_tracks} | {u.fetched} | {u.skipped_items} "
                 f"| {_cell('; '.join(notes))} |"
             )
     else:
-        out.append("No users in `user_tokens` yet: run `python -m sync login` to add one.")
+        out += [
+            "> [!WARNING]",
+            "> No users in `user_tokens` yet, so nothing is synced: run `python -m sync login`",
+            "> (or `python -m sync setup`) with `DATABASE_URL` set to this database.",
+        ]
     if run_url:
         out += ["", f"Run recorded in `sync_runs` ([this run]({run_url}))."]
     return "\n".join(out) + "\n"
@@ -165,6 +199,7 @@ def json_report(result: RunResult, name) -> str:
         {
             "run_id": result.run_id,
             "dry_run": result.dry_run,
+            "stopped": result.stopped,
             "users_total": t["users_total"],
             "users_synced": t["users_synced"],
             "users_failed": t["users_failed"],
@@ -180,7 +215,7 @@ def json_report(result: RunResult, name) -> str:
                     "fetched": u.fetched,
                     "skipped_items": u.skipped_items,
                     "possible_gap": u.possible_gap,
-                    "warnings": u.warnings,
+                    "warnings": [n.text for n in u.warnings],
                     "error": u.error,
                 }
                 for u in result.users

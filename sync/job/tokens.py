@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import psycopg
 
 from sync.spotify.client import InvalidGrant, SpotifyClient
+from sync.statuses import UserStatus
 from sync.store import users as user_store
 from sync.store.users import User
 
@@ -21,6 +23,10 @@ EXPIRY_WARNING_DAYS = (30, 7)
 
 class NeedsReauth(Exception):
     """The user's refresh token is dead (invalid_grant); they must sign in again."""
+
+
+class UserChanged(Exception):
+    """The user was removed or stopped being active while this run worked on it."""
 
 
 def cached_access_token(user: User, now: datetime) -> str | None:
@@ -37,31 +43,58 @@ def refresh_access_token(
     user: User,
     now: datetime,
     protect: Callable[[str], None],
-) -> str:
-    """Refresh and commit the new tokens at once; invalid_grant marks the user needs_reauth.
+    who: str | None = None,
+) -> tuple[str, User]:
+    """Refresh and store the new tokens at once; return the access token and the user now.
 
+    Every write is compare-and-set on the refresh token this run used: when a login,
+    another run or a removal changed the row meanwhile, the stored value wins. Spotify
+    refusing a refresh token (invalid_grant) marks the user needs_reauth only while that
+    token is still the stored one; otherwise the stored token is tried once.
     Temporary failures propagate with the stored token untouched.
     """
-    try:
-        answer = client.refresh(user.refresh_token)
-    except InvalidGrant as exc:
-        reason = str(exc)
-        user_store.mark_needs_reauth(conn, user.key, reason)
-        conn.commit()
-        raise NeedsReauth(reason) from None
-    protect(answer.access_token)
-    if answer.refresh_token:
-        protect(answer.refresh_token)
-    user_store.save_tokens(
-        conn,
-        user.key,
-        answer.access_token,
-        now + timedelta(seconds=answer.expires_in),
-        answer.refresh_token,
-        answer.scope,
-    )
-    conn.commit()
-    return answer.access_token
+    for _ in range(2):
+        try:
+            answer = client.refresh(user.refresh_token, who=who)
+        except InvalidGrant as exc:
+            reason = str(exc)
+            if user_store.mark_needs_reauth(conn, user.key, user.refresh_token, reason):
+                raise NeedsReauth(reason) from None
+            fresh = _current(conn, user)
+            if fresh.refresh_token == user.refresh_token:  # marked by another run just now
+                raise NeedsReauth(reason) from None
+            log.info("%s: the refresh token changed during the run; using the stored one", who)
+            user = fresh
+            continue
+        protect(answer.access_token)
+        if answer.refresh_token:
+            protect(answer.refresh_token)
+        saved = user_store.save_tokens(
+            conn,
+            user.key,
+            user.refresh_token,
+            answer.access_token,
+            now + timedelta(seconds=answer.expires_in),
+            answer.refresh_token,
+            answer.scope,
+        )
+        if saved:
+            return answer.access_token, replace(
+                user,
+                refresh_token=answer.refresh_token or user.refresh_token,
+                access_token=answer.access_token,
+            )
+        # A login (or another run) stored other tokens meanwhile: theirs win. The access
+        # token Spotify just gave is still good for this run's reads.
+        return answer.access_token, _current(conn, user)
+    raise NeedsReauth("Spotify refused the stored refresh token too")
+
+
+def _current(conn: psycopg.Connection, user: User) -> User:
+    fresh = user_store.load_user(conn, user.key)
+    if fresh is None or fresh.status != UserStatus.ACTIVE:
+        raise UserChanged("the user was removed or deactivated during the run; not synced")
+    return fresh
 
 
 def refresh_token_expires_at(authorized: datetime) -> datetime:

@@ -41,6 +41,12 @@ class TemporaryError(SpotifyError):
     temporary = True
 
 
+class RateLimited(TemporaryError):
+    """429s longer or more often than the run can wait: limits are per app, the run stops."""
+
+    retry_after: float = 0.0
+
+
 class InvalidGrant(SpotifyError):
     """The refresh token was revoked or expired: the user must sign in again."""
 
@@ -257,7 +263,7 @@ class SpotifyClient:
             scope=body.get("scope") if isinstance(body.get("scope"), str) else None,
         )
 
-    def refresh(self, refresh_token: str) -> TokenResponse:
+    def refresh(self, refresh_token: str, who: str | None = None) -> TokenResponse:
         return self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
 
     def exchange_code(
@@ -287,7 +293,7 @@ class SpotifyClient:
                 return
             page = self.get(nxt, access_token)
 
-    def recently_played_pages(self, access_token: str) -> Iterator[dict]:
+    def recently_played_pages(self, access_token: str, who: str | None = None) -> Iterator[dict]:
         return self.paginate(
             "me/player/recently-played", access_token, {"limit": RECENTLY_PLAYED_LIMIT}
         )

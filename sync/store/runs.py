@@ -1,39 +1,90 @@
-"""Run records: sync_runs (one row a run) and sync_run_users (one row a user a run)."""
+"""Run records: sync_runs (one row a run) and sync_run_users (one row a user a run).
+
+A run row says until when its run is alive (`alive_until`, pushed forward by every
+user the run finishes). A run whose time passed without finishing was killed
+(SIGKILL, OOM, a lost runner): the next run closes it as `killed` and says so.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import psycopg
 
+from sync.statuses import RunStatus
 
-def last_attempts(conn: psycopg.Connection) -> dict[int, datetime]:
-    """When each user was last actually attempted (skips excluded), by user key."""
+# Rows left 'running' by versions without alive_until: a GitHub job lasts 6 hours at most.
+_LEGACY_RUN_LIMIT = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A user the run may sync, with what the previous attempts said (for order and reports)."""
+
+    key: int
+    user_id: str
+    status: str
+    last_attempt: datetime | None  # start of the last attempt that was not a skip
+    last_outcome: str | None  # outcome of the latest attempt that was not a skip
+    last_error_class: str | None
+    created_at: datetime
+
+
+def candidates(conn: psycopg.Connection) -> list[Candidate]:
+    """Every user not removed, with their last attempt: one round trip."""
     rows = conn.execute(
-        "select user_id, max(started_at) from sync_run_users "
-        "where status <> 'skipped' and started_at is not null group by user_id"
+        """select u.id, u.user_id, u.status, r.started_at, r.status, r.error_class, u.created_at
+             from user_tokens u
+             left join lateral (
+                   select started_at, status, error_class from sync_run_users
+                    where user_id = u.id and status <> 'skipped' and started_at is not null
+                    order by started_at desc limit 1) r on true
+            where u.status <> 'removed'
+            order by u.id"""
     ).fetchall()
-    return dict(rows)
+    return [Candidate(*row) for row in rows]
 
 
-def start_run(conn: psycopg.Connection, trigger: str, run_url: str | None, dry_run: bool) -> int:
+@dataclass(frozen=True)
+class OpenedRun:
+    run_id: int
+    killed: list[tuple[int, datetime]]  # (id, started_at) of dead runs closed just now
+
+
+def open_run(
+    conn: psycopg.Connection,
+    trigger: str,
+    run_url: str | None,
+    alive_for: timedelta,
+) -> OpenedRun:
+    """Insert this run's row and close runs that died without finishing: one round trip."""
     row = conn.execute(
-        "insert into sync_runs (trigger, run_url, dry_run) values (%s, %s, %s) returning id",
-        (trigger, run_url, dry_run),
+        """with killed as (
+               update sync_runs set status = 'killed', finished_at = coalesce(alive_until, now())
+                where status = 'running'
+                  and (alive_until < now() or (alive_until is null and started_at < now() - %s))
+            returning id, started_at),
+           new as (
+               insert into sync_runs (trigger, run_url, dry_run, alive_until)
+               values (%s, %s, false, now() + %s) returning id)
+           select (select id from new),
+                  coalesce((select array_agg(array[id::text, started_at::text] order by id)
+                              from killed), '{}')""",
+        (_LEGACY_RUN_LIMIT, trigger, run_url, alive_for),
     ).fetchone()
-    return row[0]
+    killed = [(int(i), datetime.fromisoformat(at)) for i, at in row[1]]
+    return OpenedRun(row[0], killed)
 
 
 def finish_run(
-    conn: psycopg.Connection,
-    run_id: int,
-    status: str,
-    totals: dict[str, int],
+    conn: psycopg.Connection, run_id: int, status: RunStatus, totals: dict[str, int]
 ) -> None:
     conn.execute(
-        """update sync_runs set finished_at = now(), status = %s, users_total = %s,
-                  users_synced = %s, users_failed = %s, users_skipped = %s, tracks_added = %s
+        """update sync_runs set finished_at = now(), status = %s, alive_until = null,
+                  users_total = %s, users_synced = %s, users_failed = %s, users_skipped = %s,
+                  tracks_added = %s
             where id = %s""",
         (
             status,
@@ -61,9 +112,13 @@ def record_user_result(
     error_class: str | None,
     error: str | None,
     warnings: Sequence[str],
+    alive_for: timedelta,
 ) -> None:
+    """Record one user's outcome and push the run's alive_until forward (one statement)."""
     conn.execute(
-        """insert into sync_run_users (run_id, user_id, status, started_at, finished_at, fetched,
+        """with alive as (
+               update sync_runs set alive_until = now() + %s where id = %s and status = 'running')
+           insert into sync_run_users (run_id, user_id, status, started_at, finished_at, fetched,
                   new_tracks, skipped_items, possible_gap, error_class, error, warnings)
            values (%s, %s, %s, %s, now(), %s, %s, %s, %s, %s, %s, %s)
            on conflict (run_id, user_id) do update set status = excluded.status,
@@ -72,7 +127,7 @@ def record_user_result(
                   possible_gap = excluded.possible_gap, error_class = excluded.error_class,
                   error = excluded.error, warnings = excluded.warnings""",
         (
-            run_id, key, status, started_at, fetched, new_tracks, skipped_items,
-            possible_gap, error_class, error, list(warnings),
+            alive_for, run_id, run_id, key, status, started_at, fetched, new_tracks,
+            skipped_items, possible_gap, error_class, error, list(warnings),
         ),
     )  # fmt: skip

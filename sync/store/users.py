@@ -5,23 +5,24 @@ Callers own transactions; nothing here commits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import psycopg
 
-from sync import locks
 from sync.errors import UserError
 from sync.names import parse_alias
+from sync.statuses import UserStatus
 
 
 @dataclass(frozen=True)
 class User:
+    """A user's state as the job read it, under the user's lease (see claim)."""
+
     key: int  # user_tokens.id: compact key used by listening_history
     user_id: str  # Spotify user id
-    refresh_token: str
-    access_token: str | None
+    refresh_token: str = field(repr=False)
+    access_token: str | None = field(repr=False)
     access_token_expires_at: datetime | None
     scope: str | None
     authorized_at: datetime
@@ -35,22 +36,82 @@ _USER_COLUMNS = (
 )
 
 
-def load_users(conn: psycopg.Connection, only: Sequence[str] | None = None) -> list[User]:
-    """Users to sync; removed users (history kept, no tokens; sql/004) are never loaded."""
-    sql = f"select {_USER_COLUMNS} from user_tokens where status <> 'removed'"
-    params: tuple = ()
-    if only:
-        sql += " and user_id = any(%s)"
-        params = (list(only),)
-    rows = conn.execute(sql + " order by id", params).fetchall()
-    return [User(*row) for row in rows]
-
-
-def load_user(conn: psycopg.Connection, key: int) -> User:
+def load_user(conn: psycopg.Connection, key: int) -> User | None:
+    """The user's current row (None when it was deleted)."""
     row = conn.execute(f"select {_USER_COLUMNS} from user_tokens where id = %s", (key,)).fetchone()
-    if row is None:
-        raise LookupError(f"user {key} no longer exists")
-    return User(*row)
+    return None if row is None else User(*row)
+
+
+# -- leases: who may sync a user right now -----------------------------------------
+# A run (or an import) that works on a user first claims it: user_tokens.lease_run names
+# the holder and lease_until says until when. A claim is one UPDATE, so it reads the
+# row's latest committed state and takes the user atomically; it works through any
+# connection pooler (unlike session advisory locks), and a killed run's claims simply
+# expire. The holder's final write releases the claim in the same transaction.
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer to claim(): the user's fresh state when claimed, else why not."""
+
+    user: User | None  # set when this holder now has the user
+    status: str | None  # the row's status; None when the user no longer exists
+    held_until: datetime | None  # another holder's lease end when the user is busy
+    newest_played_at: datetime | None  # newest stored play of the user
+
+    @property
+    def busy(self) -> bool:
+        return self.user is None and self.status == UserStatus.ACTIVE
+
+
+def claim(conn: psycopg.Connection, key: int, holder: int, lease: timedelta) -> Claim:
+    """Take the user for `holder` until now + lease, and read its state: one round trip.
+
+    Only active users are claimed; a lease this holder already has is renewed (a retry
+    after a dropped connection), an expired one is taken over.
+    """
+    row = conn.execute(
+        f"""with claimed as (
+               update user_tokens set lease_run = %(holder)s, lease_until = now() + %(lease)s
+                where id = %(key)s and status = 'active'
+                  and (lease_until is null or lease_until < now() or lease_run = %(holder)s)
+               returning {_USER_COLUMNS})
+            select c.*, u.status, u.lease_until,
+                   (select max(played_at) from listening_history where user_id = %(key)s)
+              from (select 1) one
+              left join user_tokens u on u.id = %(key)s
+              left join claimed c on true""",
+        {"key": key, "holder": holder, "lease": lease},
+    ).fetchone()
+    fields = len(_USER_COLUMNS.split(","))
+    user = User(*row[:fields]) if row[0] is not None else None
+    status, held_until, newest = row[fields:]
+    return Claim(user, status, None if user else held_until, newest)
+
+
+def release(conn: psycopg.Connection, key: int, holder: int) -> None:
+    """Give the user back (only if this holder still has it)."""
+    conn.execute(
+        "update user_tokens set lease_run = null, lease_until = null "
+        "where id = %s and lease_run = %s",
+        (key, holder),
+    )
+
+
+def lock_for_change(conn: psycopg.Connection, key: int, what: str) -> None:
+    """In the caller's transaction: row-lock the user, refusing while a run holds it.
+
+    For imports and removals, which must not run while a sync works on the user; the
+    row lock keeps a new claim out until the caller's transaction ends.
+    """
+    row = conn.execute(
+        "select lease_until > now() from user_tokens where id = %s for update", (key,)
+    ).fetchone()
+    if row is not None and row[0]:
+        raise UserError(
+            f"a sync run is working on this user right now: {what} when it has finished "
+            "(a minute or two)"
+        )
 
 
 @dataclass(frozen=True)
@@ -96,20 +157,28 @@ def resolve_user(conn: psycopg.Connection, text: str) -> UserRef:
 def save_tokens(
     conn: psycopg.Connection,
     key: int,
+    used_refresh_token: str,
     access_token: str,
     expires_at: datetime,
     refresh_token: str | None,
     scope: str | None,
-) -> None:
-    """Store a refreshed access token; keep the old refresh token when none came back."""
-    conn.execute(
+) -> bool:
+    """Store a refreshed access token, compare-and-set on the refresh token that was used.
+
+    Keeps the old refresh token when none came back. Returns False (writing nothing)
+    when the row changed meanwhile (another run, a login, a removal): the stored value
+    wins over ours.
+    """
+    row = conn.execute(
         """update user_tokens
               set access_token = %s, access_token_expires_at = %s,
                   refresh_token = coalesce(%s, refresh_token),
                   scope = coalesce(%s, scope), updated_at = now()
-            where id = %s""",
-        (access_token, expires_at, refresh_token, scope, key),
-    )
+            where id = %s and refresh_token = %s and status = 'active'
+        returning 1""",
+        (access_token, expires_at, refresh_token, scope, key, used_refresh_token),
+    ).fetchone()
+    return row is not None
 
 
 def set_time_zone(conn: psycopg.Connection, key: int, zone: str) -> None:
@@ -118,26 +187,23 @@ def set_time_zone(conn: psycopg.Connection, key: int, zone: str) -> None:
     )
 
 
-def mark_needs_reauth(conn: psycopg.Connection, key: int, reason: str) -> None:
-    conn.execute(
+def mark_needs_reauth(
+    conn: psycopg.Connection, key: int, used_refresh_token: str, reason: str
+) -> bool:
+    """Mark the user needs_reauth, only if the refresh token Spotify refused is still stored.
+
+    Returns False when the row holds another token by now (a login or another run
+    replaced it): a refused old token says nothing about the new one.
+    """
+    row = conn.execute(
         """update user_tokens
               set status = 'needs_reauth', status_reason = %s, status_changed_at = now(),
                   access_token = null, access_token_expires_at = null, updated_at = now()
-            where id = %s""",
-        (reason, key),
-    )
-
-
-def try_lock_user(conn: psycopg.Connection, key: int) -> bool:
-    """Session-level advisory lock so two overlapping runs never sync one user at once."""
-    row = conn.execute("select pg_try_advisory_lock(%s, %s)", (locks.USER, key)).fetchone()
-    conn.commit()
-    return bool(row[0])
-
-
-def unlock_user(conn: psycopg.Connection, key: int) -> None:
-    conn.execute("select pg_advisory_unlock(%s, %s)", (locks.USER, key))
-    conn.commit()
+            where id = %s and refresh_token = %s and status = 'active'
+        returning 1""",
+        (reason, key, used_refresh_token),
+    ).fetchone()
+    return row is not None
 
 
 def user_overview(conn: psycopg.Connection) -> list[tuple]:
@@ -209,13 +275,7 @@ def remove_user(conn: psycopg.Connection, key: int, keep_history: bool) -> int:
     Returns the number of plays deleted (0 when kept). One transaction; the caller's.
     Deleting cascades to listening_history, sync_run_users and the analytics tables.
     """
-    locked = conn.execute("select pg_try_advisory_xact_lock(%s, %s)", (locks.USER, key)).fetchone()[
-        0
-    ]
-    if not locked:
-        raise UserError(
-            "a sync run is working on this user right now: try again when it has finished"
-        )
+    lock_for_change(conn, key, "remove it")
     if keep_history:
         conn.execute(
             """update user_tokens
