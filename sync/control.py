@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-
 BUDGET_REACHED = "time budget reached"  # the one stop that is routine, not a problem
 
 
