@@ -34,6 +34,11 @@ class StandinState:
     rotate: bool = False  # answer refreshes with a new refresh token
     next_link: bool = False  # give full pages a `next` link (which leads to an empty page)
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+    # hold_user's recently-played request waits (set `held`) until `release` is set: a
+    # request in flight, for tests that signal or kill a run meanwhile.
+    hold_user: str | None = None
+    held: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     counter: int = 0
 
@@ -175,6 +180,9 @@ class _Handler(BaseHTTPRequestHandler):
             limit = int(query.get("limit", ["20"])[0])
             if "before" in query:  # Spotify: nothing is reachable past the 50-play window
                 return self._send(200, {"items": [], "next": None, "cursors": None, "limit": limit})
+            if user == state.hold_user:
+                state.held.set()
+                state.release.wait(60)  # bounded: a test that forgets to release still ends
             items = state.plays.get(user, [])[:limit]
             nxt = None
             if state.next_link and len(items) == limit:

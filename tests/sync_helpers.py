@@ -87,6 +87,7 @@ class FakeSpotify:
     token_requests: list[str] = field(default_factory=list)  # refresh tokens sent
     data_requests: list[tuple[str | None, str]] = field(default_factory=list)  # (user, url)
     before_data: Callable[[str | None], None] | None = None
+    before_token: Callable[[str], None] | None = None  # called with the refresh token sent
     issued: list[str] = field(default_factory=list)  # every token handed out
     _counter: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -116,6 +117,8 @@ class FakeSpotify:
     def _token(self, request: requests.PreparedRequest) -> tuple[int, dict, str]:
         form = {k: v[0] for k, v in parse_qs(request.body or "").items()}
         refresh = form.get("refresh_token", "")
+        if self.before_token:
+            self.before_token(refresh)
         with self._lock:
             self.token_requests.append(refresh)
             queued = self.token_queue.get(refresh)
