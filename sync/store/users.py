@@ -6,7 +6,7 @@ Callers own transactions; nothing here commits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
@@ -20,8 +20,8 @@ from sync.names import parse_alias
 class User:
     key: int  # user_tokens.id: compact key used by listening_history
     user_id: str  # Spotify user id
-    refresh_token: str
-    access_token: str | None
+    refresh_token: str = field(repr=False)
+    access_token: str | None = field(repr=False)
     access_token_expires_at: datetime | None
     scope: str | None
     authorized_at: datetime
