@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 
+from sync.names import alias
 from sync.spotify.client import InvalidGrant, SpotifyClient
 from sync.store import users as user_store
 from sync.store.users import User
@@ -40,10 +41,11 @@ def refresh_access_token(
 ) -> str:
     """Refresh and commit the new tokens at once; invalid_grant marks the user needs_reauth.
 
-    Temporary failures propagate with the stored token untouched.
+    Temporary failures propagate with the stored token untouched. Retry log lines name
+    the user by alias (user-N), never by Spotify id.
     """
     try:
-        answer = client.refresh(user.refresh_token)
+        answer = client.refresh(user.refresh_token, who=alias(user.key, user.user_id, False))
     except InvalidGrant as exc:
         reason = str(exc)
         user_store.mark_needs_reauth(conn, user.key, reason)
