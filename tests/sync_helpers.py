@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlparse
 import requests
 import responses
 
+from sync.control import RunControl
 from sync.spotify.client import SpotifyClient
 
 API = "https://api.spotify.test/v1"
@@ -66,6 +67,11 @@ def make_client(fake: FakeTime, jitter: float = 1.0, **kwargs) -> SpotifyClient:
         jitter=lambda: jitter,
         **kwargs,
     )
+
+
+def fake_control(fake: FakeTime, budget_s: float | None = None) -> RunControl:
+    """A RunControl on the fake clock: its waits advance `fake` instead of sleeping."""
+    return RunControl(budget_s, clock=fake.clock, sleep=fake.sleep)
 
 
 Answer = tuple[int, dict, dict]  # status, JSON body, headers; or an exception instance

@@ -248,8 +248,9 @@ def test_5xx_during_a_run_backs_off_with_jitter_and_succeeds(monkeypatch, capsys
 # -- many users ---------------------------------------------------------------
 def _context(fake: FakeTime, **options) -> Context:
     control = RunControl(clock=fake.clock, sleep=fake.sleep)
-    return Context(client=make_client(fake), redactor=Redactor(), options=Options(**options),
-                   control=control, name=lambda key, user_id: f"user-{key}")  # fmt: skip
+    return Context(client=make_client(fake, control=control), redactor=Redactor(),
+                   options=Options(**options), control=control,
+                   name=lambda key, user_id: f"user-{key}")  # fmt: skip
 
 
 def test_slow_or_failing_user_does_not_hold_up_the_others(db_url, conn, spotify):

@@ -29,11 +29,12 @@ NEWEST = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def _context(fake: FakeTime, **options) -> Context:
+    control = RunControl(clock=fake.clock, sleep=fake.sleep)
     return Context(
-        client=make_client(fake),
+        client=make_client(fake, control=control),
         redactor=Redactor(),
         options=Options(**options),
-        control=RunControl(clock=fake.clock, sleep=fake.sleep),
+        control=control,
         name=lambda key, user_id: f"user-{key}",
     )
 

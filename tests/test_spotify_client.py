@@ -12,6 +12,7 @@ from sync.spotify.client import (
     Forbidden,
     InvalidClient,
     InvalidGrant,
+    RateLimited,
     TemporaryError,
     Unauthorized,
 )
@@ -41,13 +42,18 @@ def test_429_waits_retry_after_then_succeeds(rsps):
     assert len(rsps.calls) == 2
 
 
-def test_429_wait_is_capped(rsps):
+def test_429_longer_than_the_cap_raises_rate_limited_and_stops_the_run(rsps):
     fake = FakeTime()
     client = make_client(fake, retry_after_cap=120.0)
-    _429(rsps, RECENT_URL, 3600)
-    rsps.get(RECENT_URL, json=EMPTY)
-    client.get(RECENT_URL, "access-token-xyz")
-    assert fake.sleeps == [120.0]
+    _429(rsps, RECENT_URL, 121)
+    with pytest.raises(RateLimited) as err:
+        client.get(RECENT_URL, "access-token-xyz")
+    assert err.value.retry_after == 121.0
+    assert fake.sleeps == []  # nothing waits for a pause it will not get
+    assert len(rsps.calls) == 1
+    assert client.control.stopped
+    assert client.control.reason == str(err.value)
+    assert "Retry-After 121 s" in str(err.value)
 
 
 def test_429_pauses_every_worker_through_the_shared_gate(rsps):
@@ -88,15 +94,18 @@ def test_429_pauses_every_worker_through_the_shared_gate(rsps):
     assert [c.request.url.split("?")[0] for c in rsps.calls] == [RECENT_URL, ME_URL, RECENT_URL]
 
 
-def test_429_too_often_is_a_temporary_error(rsps):
+def test_429_too_often_is_rate_limited_a_temporary_error(rsps):
     fake = FakeTime()
     client = make_client(fake, max_rate_limit_retries=2)
     for _ in range(3):
         _429(rsps, RECENT_URL, 1)
-    with pytest.raises(TemporaryError) as err:
+    with pytest.raises(RateLimited) as err:
         client.get(RECENT_URL, "access-token-xyz")
+    assert isinstance(err.value, TemporaryError)
     assert err.value.status == 429
     assert len(rsps.calls) == 3
+    assert fake.sleeps == [1.0, 1.0]
+    assert client.control.stopped
 
 
 def test_5xx_backs_off_exponentially_with_jitter_then_succeeds(rsps):
@@ -162,7 +171,7 @@ def test_one_session_for_every_call(rsps):
     client.get(RECENT_URL, "access-token-xyz")
     client.refresh("refresh-token-xyz")
     assert client.session is session
-    assert client.requests_made == 2
+    assert len(rsps.calls) == 2
 
 
 @pytest.mark.parametrize(

@@ -123,6 +123,9 @@ def test_5xx_on_refresh_is_retried_with_backoff_then_fails_with_token_untouched(
     assert spotify.token_requests == ["refresh-alice-0001"] * 5  # first try + 4 retries
     assert run.time.sleeps == [1.0, 2.0, 4.0, 8.0]  # exponential, injected: no real sleep
     assert _token_row(conn) == before  # token, expiry and status untouched
+    retries = [line for line in result.err.splitlines() if " retry " in line]
+    assert retries[0] == "user-1: Spotify answered 502; retry 1 in 1.0s"  # the alias, no id
+    assert len(retries) == 4 and not any("alice" in line for line in retries)
     assert spotify.data_calls("alice") == 0
 
 
@@ -130,20 +133,24 @@ def test_timeouts_on_refresh_are_temporary_and_keep_the_token(run, spotify, conn
     add_user(conn, "alice", "refresh-alice-0001")
     spotify.add_user("alice", "refresh-alice-0001", window(NEWEST, 5))
     spotify.token_queue["refresh-alice-0001"] = [
-        requests.ReadTimeout("slow"),
-        requests.ConnectionError("reset"),
+        requests.ConnectTimeout("slow"),
+        requests.ConnectTimeout("slow"),
     ]
-    result = run("run", "--json")  # two temporary failures, then the refresh works
+    result = run("run", "--json")  # two connect timeouts (nothing sent), then the refresh works
     assert result.code == 0, result.err
     assert len(run.time.sleeps) == 2
     assert result.report["tracks_added"] == 5
 
+    # A read timeout: Spotify may have rotated the token, so no second refresh is sent.
     spotify.token_queue["refresh-alice-0001"] = [requests.ReadTimeout("slow")] * 5
     conn.execute("update user_tokens set access_token = null, access_token_expires_at = null")
     before = _token_row(conn)
+    spotify.token_requests.clear()
     failed = run("run", "--json")
     assert failed.code == 1
     assert failed.report["users"][0]["status"] == "failed"
+    assert "may have rotated the refresh token" in failed.report["users"][0]["error"]
+    assert spotify.token_requests == ["refresh-alice-0001"]
     assert _token_row(conn) == before
     assert before[3] == "active"
 

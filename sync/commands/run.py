@@ -118,6 +118,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings, redactor: Redactor) ->
             settings.client_id or "",
             settings.client_secret,
             pool_size=args.concurrency,
+            control=control,
         )
         reporter = Reporter(
             redactor,
