@@ -8,15 +8,22 @@ separate from rendering: `load_stats` queries, `render_stats` is a pure function
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import psycopg
 
 from sync import analytics, storage
 from sync.config import Settings
-from sync.errors import UserError
+from sync.listening import (  # noqa: F401  (Period and parse_period: re-exported)
+    Period,
+    hour_weekday,
+    local_today,
+    parse_period,
+    pick_user,
+    resolve_period,
+)
+from sync.report import alias
 
 TOP_N = 10
 CHART_DAYS = 30
@@ -25,27 +32,6 @@ NAME_WIDTH = 44
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 EIGHTHS = " ▏▎▍▌▋▊▉"
 SHADES = " ░▒▓█"
-PERIOD_HELP = "use 7d, 4w, 6m, 1y (or 12m), all, or a year like 2025"
-_NAMED = {"7d": "last 7 days", "4w": "last 4 weeks", "6m": "last 6 months", "12m": "last 12 months"}
-
-
-@dataclass(frozen=True)
-class Period:
-    key: str  # 7d, 4w, 6m, 12m, all or YYYY
-    label: str
-    first_day: date
-    last_day: date
-
-
-def parse_period(text: str) -> str:
-    """Normalise --period to a key of listening_periods(); UserError when unknown."""
-    key = text.strip().lower()
-    key = {"1y": "12m", "28d": "4w", "1w": "7d"}.get(key, key)
-    if key in _NAMED or key == "all":
-        return key
-    if re.fullmatch(r"\d{4}", key) and 1900 <= int(key) <= 2999:
-        return key
-    raise UserError(f"--period {text!r} is not a period: {PERIOD_HELP}")
 
 
 @dataclass
@@ -79,21 +65,9 @@ def load_stats(
     now: datetime | None = None,
 ) -> Stats:
     """Everything `stats` prints, read from the analytics tables (a handful of small queries)."""
-    now = now or datetime.now(UTC)
-    today = conn.execute(  # the server's zone rules, like the aggregates
-        "select (%s::timestamptz at time zone %s)::date", (now, user.time_zone)
-    ).fetchone()[0]
+    today = local_today(conn, user.time_zone, now)
     k = user.key
-    if re.fullmatch(r"\d{4}", period_key):
-        year = int(period_key)
-        period = Period(period_key, period_key, date(year, 1, 1), date(year, 12, 31))
-    else:
-        first, last = conn.execute(
-            "select first_day, last_day from listening_periods(%s, %s, %s) where period = %s",
-            (k, user.time_zone, today, period_key),
-        ).fetchone()
-        name = _NAMED.get(period_key, "all time")
-        period = Period(period_key, name, first, last)
+    period = resolve_period(conn, user, period_key, today)
     s = Stats(label, user.time_zone, today, period)
     row = conn.execute(
         "select plays, listening_ms, estimated_ms, days_listened, distinct_tracks, "
@@ -134,20 +108,7 @@ def load_stats(
         (d, *stored.get(d, (0, 0)))
         for d in (first_chart_day + timedelta(days=i) for i in range(CHART_DAYS))
     ]
-    if period_key == "all":
-        rows = conn.execute(
-            "select weekday, hour, plays from listening_hour_weekday where user_id = %s", (k,)
-        ).fetchall()
-    else:
-        rows = conn.execute(
-            """select extract(isodow from d.day)::int, h.n - 1, sum(h.plays)::bigint
-                 from listening_days d
-                cross join lateral unnest(d.hour_plays) with ordinality as h(plays, n)
-                where d.user_id = %s and d.day between %s and %s
-                group by 1, 2""",
-            (k, period.first_day, period.last_day),
-        ).fetchall()
-    s.heatmap = {(int(w), int(h)): int(p) for w, h, p in rows}
+    s.heatmap = hour_weekday(conn, k, period)
     return s
 
 
@@ -244,18 +205,8 @@ def cmd_stats(args: argparse.Namespace, settings: Settings, now: datetime | None
     period_key = parse_period(args.period)
     conn = analytics.open_db(settings)
     with conn:
-        if args.user:
-            user = storage.resolve_user(conn, args.user)
-        else:
-            users = analytics.all_users(conn)
-            if not users:
-                raise UserError("no users yet: run python -m sync login to add one")
-            if len(users) > 1:
-                raise UserError(
-                    f"{len(users)} users stored: pass --user ID (python -m sync users lists them)"
-                )
-            user = users[0]
-        label = user.user_id if settings.show_user_ids else f"user-{user.key}"
+        user = pick_user(conn, args.user)
+        label = alias(user.key, user.user_id, settings.show_user_ids)
         stats = load_stats(conn, user, period_key, label, now)
     print(render_stats(stats), end="")
     return 0
