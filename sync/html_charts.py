@@ -186,4 +186,4 @@ def hour_weekday(heat: dict[tuple[int, int], int]) -> str:
         ["hour", *WEEKDAYS],
         ([f"{h:02d}", *(f"{heat.get((w, h), 0):,}" for w in range(1, 8))] for h in range(24)),
     )
-    return chart + legend(top) + table
+    return f"<div class='scroll wide'>{chart}</div>" + legend(top) + table

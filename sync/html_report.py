@@ -38,6 +38,8 @@ h2{font-size:1.15rem;margin:0 0 .6em}
 .figs small{display:block;font-size:.8rem;font-weight:400;color:var(--muted)}
 svg{display:block;width:100%;height:auto;max-width:100%}
 svg.calendar{max-width:720px}
+.wide figure,.wide svg.hours{min-width:560px}
+.end{direction:rtl}.end>*{direction:ltr}
 .tick{font-size:9px;fill:var(--muted)}
 .axis{stroke:var(--muted);stroke-width:1}
 .bar{fill:var(--c3)}
@@ -62,7 +64,7 @@ img.art{width:40px;height:40px;float:left;margin-right:8px;border-radius:4px}
 .note{color:var(--muted);font-size:.85rem}
 footer{color:var(--muted);font-size:.8rem;margin:20px 0}
 @media (max-width:560px){main{padding:8px}section{padding:10px}.figs dd{font-size:1.2rem}
-td.time,th.time{display:none}}
+td.time,th.time{display:none}.end figcaption{text-align:right}}
 @media print{body{background:#fff;font-size:11pt}main{max-width:none;padding:0}
 section{border:0;padding:0;margin:0 0 12pt}details{display:none}
 svg rect{print-color-adjust:exact;-webkit-print-color-adjust:exact}a{color:inherit}}
@@ -102,6 +104,10 @@ def figure(key: str, label: str, value: int, shown: str, note: str = "") -> str:
     )
 
 
+def days_text(n: int) -> str:
+    return f"{n:,} day" + ("" if n == 1 else "s")
+
+
 def headline(r: ReportData) -> str:
     share = round(100 * r.estimated_ms / r.listening_ms) if r.listening_ms else 0
     longest = ""
@@ -117,9 +123,9 @@ def headline(r: ReportData) -> str:
         figure("distinct_artists", "Artists", r.distinct_artists, f"{r.distinct_artists:,}"),
         figure("distinct_albums", "Albums", r.distinct_albums, f"{r.distinct_albums:,}"),
         figure("current_streak", "Current streak", r.current_streak,
-               f"{r.current_streak:,} days", "ending today or yesterday"),
+               days_text(r.current_streak), "ending today or yesterday"),
         figure("longest_streak", "Longest streak", r.longest_streak,
-               f"{r.longest_streak:,} days", longest),
+               days_text(r.longest_streak), longest),
     ]  # fmt: skip
     hidden = f'<span hidden data-figure="estimated_ms" data-value="{int(r.estimated_ms)}"></span>'
     return (
@@ -249,7 +255,8 @@ def render_report(r: ReportData) -> str:
         '<section id="over-time"><h2>Listening over time</h2>'
         f"{html_charts.over_time(r.days, p.first_day, p.last_day)}</section>",
         '<section id="calendar"><h2>Calendar</h2>'
-        f"{html_charts.calendar_years(r.days, r.calendar_first or p.first_day, p.last_day)}"
+        f"<div class='scroll wide end'>"
+        f"{html_charts.calendar_years(r.days, r.calendar_first or p.first_day, p.last_day)}</div>"
         "</section>",
         '<section id="hours"><h2>Hour and weekday</h2><p class="note">Local time, '
         f"{esc(p.label)}.</p>{html_charts.hour_weekday(r.heatmap)}</section>",
