@@ -39,16 +39,18 @@ _NAMES = {
                              from track_artists ta join artists a on a.id = ta.artist_id
                             where ta.track_id = tr.id), ''),
                  al.image_url
-            from tracks tr left join albums al on al.id = tr.album_id where tr.id = any(%s)""",
-    2: "select id, name, '', null from artists where id = any(%s)",
-    3: """select al.id, al.name,
-                 coalesce((select string_agg(distinct a.name, ', ')
-                             from tracks tr join track_artists ta on ta.track_id = tr.id
-                                  and ta.position = 0
-                             join artists a on a.id = ta.artist_id
-                            where tr.album_id = al.id), ''),
-                 al.image_url
-            from albums al where al.id = any(%s)""",
+            from tracks tr left join albums al on al.id = tr.album_id where tr.id = any(%(ids)s)""",
+    2: "select id, name, '', null from artists where id = any(%(ids)s)",
+    # one pass over the albums' tracks (tracks has no index on album_id)
+    3: """select al.id, al.name, coalesce(x.names, ''), al.image_url
+            from albums al
+            left join (select tr.album_id, string_agg(distinct a.name, ', ') as names
+                         from tracks tr
+                         join track_artists ta on ta.track_id = tr.id and ta.position = 0
+                         join artists a on a.id = ta.artist_id
+                        where tr.album_id = any(%(ids)s) group by tr.album_id) x
+              on x.album_id = al.id
+           where al.id = any(%(ids)s)""",
 }
 
 
@@ -146,7 +148,7 @@ def load_report(
 def _names(
     conn: psycopg.Connection, kind: int, ids: list[int], images: bool
 ) -> dict[int, tuple[str, str, str | None]]:
-    rows = conn.execute(_NAMES[kind], (ids,)).fetchall()
+    rows = conn.execute(_NAMES[kind], {"ids": ids}).fetchall()
     out = {}
     for i, name, detail, url in rows:
         ok = images and isinstance(url, str) and url.startswith(IMAGE_PREFIX)
