@@ -114,3 +114,47 @@ def pick_user(conn: psycopg.Connection, text: str | None) -> storage.UserRef:
             f"{len(users)} users stored: pass --user ID (python -m sync users lists them)"
         )
     return users[0]
+
+
+@dataclass(kw_only=True)
+class Heading:
+    """Whose figures, which period, its totals (listening_summary), streaks up to today."""
+
+    user_label: str
+    time_zone: str
+    today: date
+    period: Period
+    plays: int = 0
+    listening_ms: int = 0
+    estimated_ms: int = 0
+    days_listened: int = 0
+    distinct_tracks: int = 0
+    distinct_artists: int = 0
+    distinct_albums: int = 0
+    current_streak: int = 0
+    longest_streak: int = 0
+    longest_start: date | None = None
+    longest_end: date | None = None
+
+
+def load_heading(
+    conn: psycopg.Connection,
+    user: storage.UserRef,
+    period_key: str,
+    label: str,
+    now: datetime | None = None,
+) -> Heading:
+    """The figures both `stats` and `report` head with, from the analytics functions."""
+    today = local_today(conn, user.time_zone, now)
+    period = resolve_period(conn, user, period_key, today)
+    t = Heading(user_label=label, time_zone=user.time_zone, today=today, period=period)
+    (t.plays, t.listening_ms, t.estimated_ms, t.days_listened, t.distinct_tracks,
+     t.distinct_artists, t.distinct_albums) = conn.execute(
+        "select plays, listening_ms, estimated_ms, days_listened, distinct_tracks, "
+        "distinct_artists, distinct_albums from listening_summary(%s, %s, %s)",
+        (user.key, period.first_day, period.last_day),
+    ).fetchone()  # fmt: skip
+    t.current_streak, _, t.longest_streak, t.longest_start, t.longest_end = conn.execute(
+        "select * from listening_streak(%s, %s, %s)", (user.key, user.time_zone, today)
+    ).fetchone()
+    return t

@@ -15,11 +15,11 @@ import psycopg
 
 from sync import storage
 from sync.listening import (
+    Heading,
     Period,
     hour_weekday,
-    local_today,
+    load_heading,
     previous_period,
-    resolve_period,
     resolve_year,
 )
 
@@ -68,26 +68,11 @@ class Entry:
     last_day: date | None = None  # rediscover: the local day of the last play
 
 
-@dataclass
-class ReportData:
-    user_label: str
-    time_zone: str
-    today: date
-    period: Period
-    previous: Period | None
+@dataclass(kw_only=True)
+class ReportData(Heading):
+    previous: Period | None = None
     generated_at: datetime
     images: bool = False
-    plays: int = 0
-    listening_ms: int = 0
-    estimated_ms: int = 0
-    days_listened: int = 0
-    distinct_tracks: int = 0
-    distinct_artists: int = 0
-    distinct_albums: int = 0
-    current_streak: int = 0
-    longest_streak: int = 0
-    longest_start: date | None = None
-    longest_end: date | None = None
     days: dict[date, tuple[int, int]] = field(default_factory=dict)  # day -> plays, ms
     calendar_first: date | None = None  # the calendar covers calendar_first..period.last_day
     heatmap: dict[tuple[int, int], int] = field(default_factory=dict)  # (weekday, hour) -> plays
@@ -108,21 +93,9 @@ def load_report(
 ) -> ReportData:
     """Read the figures of one user and period; names only, never Spotify ids."""
     now = now or datetime.now(UTC)
-    today = local_today(conn, user.time_zone, now)
-    k = user.key
-    period = resolve_period(conn, user, period_key, today)
-    r = ReportData(
-        label, user.time_zone, today, period, previous_period(period), now, images=images
-    )
-    (r.plays, r.listening_ms, r.estimated_ms, r.days_listened, r.distinct_tracks,
-     r.distinct_artists, r.distinct_albums) = conn.execute(
-        "select plays, listening_ms, estimated_ms, days_listened, distinct_tracks, "
-        "distinct_artists, distinct_albums from listening_summary(%s, %s, %s)",
-        (k, period.first_day, period.last_day),
-    ).fetchone()  # fmt: skip
-    r.current_streak, _, r.longest_streak, r.longest_start, r.longest_end = conn.execute(
-        "select * from listening_streak(%s, %s, %s)", (k, user.time_zone, today)
-    ).fetchone()
+    r = ReportData(**vars(load_heading(conn, user, period_key, label, now)), generated_at=now)
+    r.previous, r.images = previous_period(r.period), images
+    k, period = user.key, r.period
     # short periods get a year of context in the calendar
     r.calendar_first = min(period.first_day, period.last_day - timedelta(days=364))
     if period.key == "all":
@@ -140,7 +113,7 @@ def load_report(
         r.top[name] = _top(conn, k, kind, period, r.previous, images)
     if period.key != "all":
         r.discoveries, r.discoveries_total = _discoveries(conn, k, period, images)
-    r.rediscover = _rediscover(conn, k, today, images)
+    r.rediscover = _rediscover(conn, k, r.today, images)
     log.debug("report data for %s, %s: %d plays", label, period.key, r.plays)
     return r
 

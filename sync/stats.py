@@ -16,12 +16,12 @@ import psycopg
 from sync import analytics, storage
 from sync.config import Settings
 from sync.listening import (  # noqa: F401  (Period and parse_period: re-exported)
+    Heading,
     Period,
     hour_weekday,
-    local_today,
+    load_heading,
     parse_period,
     pick_user,
-    resolve_period,
 )
 from sync.report import alias
 
@@ -34,23 +34,8 @@ EIGHTHS = " ▏▎▍▌▋▊▉"
 SHADES = " ░▒▓█"
 
 
-@dataclass
-class Stats:
-    user_label: str
-    time_zone: str
-    today: date
-    period: Period
-    plays: int = 0
-    listening_ms: int = 0
-    estimated_ms: int = 0
-    days_listened: int = 0
-    distinct_tracks: int = 0
-    distinct_artists: int = 0
-    distinct_albums: int = 0
-    current_streak: int = 0
-    longest_streak: int = 0
-    longest_start: date | None = None
-    longest_end: date | None = None
+@dataclass(kw_only=True)
+class Stats(Heading):
     top_artists: list[tuple[str, int, int]] = field(default_factory=list)  # name, plays, ms
     top_tracks: list[tuple[str, str, int, int]] = field(default_factory=list)  # +artists
     days: list[tuple[date, int, int]] = field(default_factory=list)  # day, plays, ms
@@ -65,20 +50,8 @@ def load_stats(
     now: datetime | None = None,
 ) -> Stats:
     """Everything `stats` prints, read from the analytics tables (a handful of small queries)."""
-    today = local_today(conn, user.time_zone, now)
-    k = user.key
-    period = resolve_period(conn, user, period_key, today)
-    s = Stats(label, user.time_zone, today, period)
-    row = conn.execute(
-        "select plays, listening_ms, estimated_ms, days_listened, distinct_tracks, "
-        "distinct_artists, distinct_albums from listening_summary(%s, %s, %s)",
-        (k, period.first_day, period.last_day),
-    ).fetchone()
-    (s.plays, s.listening_ms, s.estimated_ms, s.days_listened, s.distinct_tracks,
-     s.distinct_artists, s.distinct_albums) = row  # fmt: skip
-    s.current_streak, _, s.longest_streak, s.longest_start, s.longest_end = conn.execute(
-        "select * from listening_streak(%s, %s, %s)", (k, user.time_zone, today)
-    ).fetchone()
+    s = Stats(**vars(load_heading(conn, user, period_key, label, now)))
+    k, period, today = user.key, s.period, s.today
     s.top_artists = conn.execute(
         """select a.name, t.plays, t.listening_ms
              from listening_top(%s, 2::smallint, %s, %s, %s) t

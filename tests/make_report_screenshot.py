@@ -20,9 +20,9 @@ import psycopg
 
 from sync import analytics, db, html_report, storage
 from sync.report_data import load_report
-from tests.bench.bench_analytics import admin_url, generate
+from tests.bench.bench_analytics import generate
+from tests.bench.bench_report import database
 from tests.browser import chromium, emulate
-from tests.pg import with_dbname
 
 ROOT = Path(__file__).resolve().parents[1]
 DB_NAME = "shs_report_screenshot"
@@ -48,10 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL", ""))
     p.add_argument("--out", default=str(ROOT / "docs"))
     args = p.parse_args(argv)
-    args.reuse = False
-    admin, server = admin_url(args)
-    url = with_dbname(admin, DB_NAME)
-    try:
+    with database(args, DB_NAME) as (admin, url):
         with psycopg.connect(admin, autocommit=True) as a:
             a.execute(f'drop database if exists "{DB_NAME}" with (force)')
             a.execute(f'create database "{DB_NAME}"')
@@ -76,9 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         html_path.unlink()
         with psycopg.connect(admin, autocommit=True) as a:
             a.execute(f'drop database if exists "{DB_NAME}" with (force)')
-    finally:
-        if server is not None:
-            server.cleanup()
     return 0
 
 

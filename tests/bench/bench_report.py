@@ -18,7 +18,8 @@ import os
 import sys
 import tempfile
 import time
-from contextlib import redirect_stdout
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,6 +42,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reuse", action="store_true", help="reuse the database if it holds the plays")
     p.add_argument("--runs", type=int, default=3, help="timed runs per period")
     return p.parse_args(argv)
+
+
+@contextmanager
+def database(args: argparse.Namespace, name: str) -> Iterator[tuple[str, str]]:
+    """(admin URL, URL of the database `name`): TEST_DATABASE_URL's server, else embedded."""
+    admin, server = admin_url(args)
+    try:
+        yield admin, with_dbname(admin, name)
+    finally:
+        if server is not None:
+            server.cleanup()
 
 
 def prepare(url: str, admin: str, args: argparse.Namespace) -> None:
@@ -76,9 +88,7 @@ def prepare(url: str, admin: str, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    admin, server = admin_url(args)
-    url = with_dbname(admin, DB_NAME)
-    try:
+    with database(args, DB_NAME) as (admin, url):
         print(
             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; reference: count(*) "
             f"of 10M generate_series rows {machine_reference(admin):.2f} s (a laptop: ~0.5 s)"
@@ -109,9 +119,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"{size / 2**20:>10.2f}MB"
             )
         print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
-    finally:
-        if server is not None:
-            server.cleanup()
     return 0
 
 
