@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 
 PERIOD_HELP = "use 7d, 4w, 6m, 1y (or 12m), all, or a year like 2025"
 NAMED = {"7d": "last 7 days", "4w": "last 4 weeks", "6m": "last 6 months", "12m": "last 12 months"}
+# A track's credited artists, in credit order, as one text ('' when none); `tr` is tracks.
+TRACK_ARTISTS = """coalesce((select string_agg(a.name, ', ' order by ta.position)
+                             from track_artists ta join artists a on a.id = ta.artist_id
+                            where ta.track_id = tr.id), '')"""
 
 
 @dataclass(frozen=True)

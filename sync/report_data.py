@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 
 from sync.listening import (
+    TRACK_ARTISTS,
     Heading,
     Period,
     hour_weekday,
@@ -34,11 +35,7 @@ IMAGE_PREFIX = "https://i.scdn.co/"  # the only image host the report's CSP allo
 
 # Names (and, for tracks, credited artists) of entities of one kind, by id.
 _NAMES = {
-    1: """select tr.id, tr.name,
-                 coalesce((select string_agg(a.name, ', ' order by ta.position)
-                             from track_artists ta join artists a on a.id = ta.artist_id
-                            where ta.track_id = tr.id), ''),
-                 al.image_url
+    1: f"""select tr.id, tr.name, {TRACK_ARTISTS}, al.image_url
             from tracks tr left join albums al on al.id = tr.album_id where tr.id = any(%(ids)s)""",
     2: "select id, name, '', null from artists where id = any(%(ids)s)",
     # one pass over the albums' tracks (tracks has no index on album_id)

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 
 import psycopg
 
-from sync.listening import Heading, hour_weekday, load_heading
+from sync.listening import TRACK_ARTISTS, Heading, hour_weekday, load_heading
 from sync.store.users import UserRef
 
 TOP_N = 10
@@ -49,11 +49,7 @@ def load_stats(
         (k, period.first_day, period.last_day, TOP_N),
     ).fetchall()
     s.top_tracks = conn.execute(
-        """select tr.name,
-                  coalesce((select string_agg(a.name, ', ' order by ta.position)
-                              from track_artists ta join artists a on a.id = ta.artist_id
-                             where ta.track_id = tr.id), ''),
-                  t.plays, t.listening_ms
+        f"""select tr.name, {TRACK_ARTISTS}, t.plays, t.listening_ms
              from listening_top(%s, 1::smallint, %s, %s, %s) t
              join tracks tr on tr.id = t.entity_id order by t.rank""",
         (k, period.first_day, period.last_day, TOP_N),
