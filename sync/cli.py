@@ -165,6 +165,24 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--user", metavar="ID", help="Spotify user id (default: the only user)")
     stats.add_argument("--period", default="4w", metavar="P", help="4w, 6m, 1y, all or YYYY")
     stats.set_defaults(func=_lazy("stats", "cmd_stats"))
+
+    rep = sub.add_parser("report", help="write a listening report as one HTML file")
+    rep.add_argument(
+        "--user", metavar="ID", help="Spotify user id or alias (default: the only user)"
+    )
+    rep.add_argument("--period", default="4w", metavar="P", help="7d, 4w, 6m, 12m, all or YYYY")
+    rep.add_argument(
+        "--out", metavar="FILE", help="file to write (default report-<user>-<period>.html)"
+    )
+    rep.add_argument("--out-dir", default=".", metavar="DIR", help="folder for default file names")
+    rep.add_argument("--all", action="store_true", help="one report per user, into --out-dir")
+    rep.add_argument("--open", action="store_true", help="open the report in the browser")
+    rep.add_argument(
+        "--images",
+        action="store_true",
+        help="show album art (viewing then contacts Spotify's image servers)",
+    )
+    rep.set_defaults(func=_lazy("report", "cmd_report"))
     return parser  # fmt: skip
 
 

@@ -7,13 +7,12 @@ separate from rendering: `load_stats` queries, `render_stats` is a pure function
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import psycopg
 
-from sync.errors import UserError
+from sync.listening import TRACK_ARTISTS, Heading, hour_weekday, load_heading
 from sync.store.users import UserRef
 
 TOP_N = 10
@@ -23,46 +22,10 @@ NAME_WIDTH = 44
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 EIGHTHS = " ▏▎▍▌▋▊▉"
 SHADES = " ░▒▓█"
-PERIOD_HELP = "use 7d, 4w, 6m, 1y (or 12m), all, or a year like 2025"
-_NAMED = {"7d": "last 7 days", "4w": "last 4 weeks", "6m": "last 6 months", "12m": "last 12 months"}
 
 
-@dataclass(frozen=True)
-class Period:
-    key: str  # 7d, 4w, 6m, 12m, all or YYYY
-    label: str
-    first_day: date
-    last_day: date
-
-
-def parse_period(text: str) -> str:
-    """Normalise --period to a key of listening_periods(); UserError when unknown."""
-    key = text.strip().lower()
-    key = {"1y": "12m", "28d": "4w", "1w": "7d"}.get(key, key)
-    if key in _NAMED or key == "all":
-        return key
-    if re.fullmatch(r"\d{4}", key) and 1900 <= int(key) <= 2999:
-        return key
-    raise UserError(f"--period {text!r} is not a period: {PERIOD_HELP}")
-
-
-@dataclass
-class Stats:
-    user_label: str
-    time_zone: str
-    today: date
-    period: Period
-    plays: int = 0
-    listening_ms: int = 0
-    estimated_ms: int = 0
-    days_listened: int = 0
-    distinct_tracks: int = 0
-    distinct_artists: int = 0
-    distinct_albums: int = 0
-    current_streak: int = 0
-    longest_streak: int = 0
-    longest_start: date | None = None
-    longest_end: date | None = None
+@dataclass(kw_only=True)
+class Stats(Heading):
     top_artists: list[tuple[str, int, int]] = field(default_factory=list)  # name, plays, ms
     top_tracks: list[tuple[str, str, int, int]] = field(default_factory=list)  # +artists
     days: list[tuple[date, int, int]] = field(default_factory=list)  # day, plays, ms
@@ -77,32 +40,8 @@ def load_stats(
     now: datetime | None = None,
 ) -> Stats:
     """Everything `stats` prints, read from the analytics tables (a handful of small queries)."""
-    now = now or datetime.now(UTC)
-    today = conn.execute(  # the server's zone rules, like the aggregates
-        "select (%s::timestamptz at time zone %s)::date", (now, user.time_zone)
-    ).fetchone()[0]
-    k = user.key
-    if re.fullmatch(r"\d{4}", period_key):
-        year = int(period_key)
-        period = Period(period_key, period_key, date(year, 1, 1), date(year, 12, 31))
-    else:
-        first, last = conn.execute(
-            "select first_day, last_day from listening_periods(%s, %s, %s) where period = %s",
-            (k, user.time_zone, today, period_key),
-        ).fetchone()
-        name = _NAMED.get(period_key, "all time")
-        period = Period(period_key, name, first, last)
-    s = Stats(label, user.time_zone, today, period)
-    row = conn.execute(
-        "select plays, listening_ms, estimated_ms, days_listened, distinct_tracks, "
-        "distinct_artists, distinct_albums from listening_summary(%s, %s, %s)",
-        (k, period.first_day, period.last_day),
-    ).fetchone()
-    (s.plays, s.listening_ms, s.estimated_ms, s.days_listened, s.distinct_tracks,
-     s.distinct_artists, s.distinct_albums) = row  # fmt: skip
-    s.current_streak, _, s.longest_streak, s.longest_start, s.longest_end = conn.execute(
-        "select * from listening_streak(%s, %s, %s)", (k, user.time_zone, today)
-    ).fetchone()
+    s = Stats(**vars(load_heading(conn, user, period_key, label, now)))
+    k, period, today = user.key, s.period, s.today
     s.top_artists = conn.execute(
         """select a.name, t.plays, t.listening_ms
              from listening_top(%s, 2::smallint, %s, %s, %s) t
@@ -110,11 +49,7 @@ def load_stats(
         (k, period.first_day, period.last_day, TOP_N),
     ).fetchall()
     s.top_tracks = conn.execute(
-        """select tr.name,
-                  coalesce((select string_agg(a.name, ', ' order by ta.position)
-                              from track_artists ta join artists a on a.id = ta.artist_id
-                             where ta.track_id = tr.id), ''),
-                  t.plays, t.listening_ms
+        f"""select tr.name, {TRACK_ARTISTS}, t.plays, t.listening_ms
              from listening_top(%s, 1::smallint, %s, %s, %s) t
              join tracks tr on tr.id = t.entity_id order by t.rank""",
         (k, period.first_day, period.last_day, TOP_N),
@@ -132,20 +67,7 @@ def load_stats(
         (d, *stored.get(d, (0, 0)))
         for d in (first_chart_day + timedelta(days=i) for i in range(CHART_DAYS))
     ]
-    if period_key == "all":
-        rows = conn.execute(
-            "select weekday, hour, plays from listening_hour_weekday where user_id = %s", (k,)
-        ).fetchall()
-    else:
-        rows = conn.execute(
-            """select extract(isodow from d.day)::int, h.n - 1, sum(h.plays)::bigint
-                 from listening_days d
-                cross join lateral unnest(d.hour_plays) with ordinality as h(plays, n)
-                where d.user_id = %s and d.day between %s and %s
-                group by 1, 2""",
-            (k, period.first_day, period.last_day),
-        ).fetchall()
-    s.heatmap = {(int(w), int(h)): int(p) for w, h, p in rows}
+    s.heatmap = hour_weekday(conn, k, period)
     return s
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from sync import stats
+from sync import listening, stats
 from sync.store import users as user_store
 from tests.conftest import add_user
 from tests.test_analytics import ARTIST_A, ARTIST_B, store, track
@@ -78,7 +78,7 @@ def test_year_and_all_time_periods(conn, alice):
     [("4w", "4w"), ("1y", "12m"), ("12M", "12m"), (" all ", "all"), ("2024", "2024"), ("7d", "7d")],
 )
 def test_period_names(text, key):
-    assert stats.parse_period(text) == key
+    assert listening.parse_period(text) == key
 
 
 def test_bars_and_shades():

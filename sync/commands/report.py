@@ -1,0 +1,62 @@
+"""`python -m sync report`: write a user's listening report as one self-contained HTML file.
+
+A local command, so the page shows track and artist names; the file name and the
+page name the user by alias (user-N) unless SYNC_SHOW_USER_IDS=true.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import webbrowser
+from datetime import datetime
+from pathlib import Path
+
+from sync import db
+from sync.config import Settings
+from sync.errors import UserError
+from sync.html_report import render_report
+from sync.listening import parse_period, pick_user
+from sync.names import alias
+from sync.report_data import load_report
+from sync.store import users as user_store
+from sync.store.users import UserRef
+
+log = logging.getLogger(__name__)
+
+
+def default_name(label: str, period_key: str) -> str:
+    """report-<alias>-<period>.html, safe as a file name whatever the label holds."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label).strip(".") or "user"
+    return f"report-{safe}-{period_key}.html"
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings, now: datetime | None = None) -> int:
+    """Write the report(s), print each path; --open shows the single report in a browser."""
+    period_key = parse_period(args.period)
+    if args.all and (args.user or args.out):
+        raise UserError("--all writes one file per user into --out-dir: drop --user and --out")
+    if args.images:
+        print("note: --images: viewing the report loads album art from Spotify's image servers")
+    written: list[Path] = []
+    with db.open_database(settings) as conn:
+        users: list[UserRef]
+        if args.all:
+            users = [u for u in user_store.all_users(conn) if u.status != "removed"]
+        else:
+            users = [pick_user(conn, args.user)]
+        for user in users:
+            label = alias(user.key, user.user_id, settings.show_user_ids)
+            data = load_report(conn, user, period_key, label, images=args.images, now=now)
+            page = render_report(data)
+            path = (
+                Path(args.out) if args.out else Path(args.out_dir) / default_name(label, period_key)
+            )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(page, encoding="utf-8")
+            log.info("report for %s written: %d bytes", label, len(page))
+            print(path)
+            written.append(path)
+    if args.open and written:
+        webbrowser.open(written[0].resolve().as_uri())
+    return 0
