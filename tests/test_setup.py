@@ -17,7 +17,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import requests
 from dotenv import dotenv_values
 
 from sync.cli import build_parser
@@ -34,19 +33,19 @@ from sync.setup.checks import (
 from sync.setup.envfile import ensure_ignored, write_env
 from sync.setup.prompts import SetupIO, clean_value
 from tests import fake_gh
+from tests.setup_support import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    DB_PASSWORD,
+    NOW,
+    FakeTime,
+    Person,
+    base_env,
+    with_password,
+)
 from tests.standin import Standin, StandinState
 
 ROOT = Path(__file__).resolve().parent.parent
-NOW = datetime(2026, 11, 29, 19, 53, 10, tzinfo=UTC)
-CLIENT_ID = "0123456789abcdef0123456789abcdef"
-CLIENT_SECRET = "fedcba9876543210fedcba9876543210"
-DB_PASSWORD = (
-    "pw-Quietly-7788"  # the local test server trusts; the password only has to stay hidden
-)
-
-
-def with_password(url: str) -> str:
-    return url.replace("postgres@", f"postgres:{DB_PASSWORD}@", 1)
 
 
 @pytest.fixture
@@ -66,54 +65,6 @@ def gh_bin(tmp_path, monkeypatch) -> Path:
     work.mkdir()
     monkeypatch.chdir(work)
     return bin_dir
-
-
-def base_env(standin: Standin, **extra: str) -> dict[str, str]:
-    """What setup sees of the environment: no secrets, Spotify pointed at the stand-in."""
-    keep = {k: v for k, v in os.environ.items()
-            if not k.startswith(("GITHUB_", "SPOTIFY_", "SYNC_", "DATABASE_URL"))}  # fmt: skip
-    return {**keep, "SPOTIFY_API_URL": standin.api_url, "SPOTIFY_ACCOUNTS_URL": standin.base,
-            **extra}  # fmt: skip
-
-
-class Person:
-    """Answers the prompts in order, like someone at the keyboard; opens the sign-in link."""
-
-    def __init__(self, out: io.StringIO, answers: list[tuple[str, str]]):
-        self.out = out
-        self.answers = list(answers)  # (words the prompt must contain, answer)
-        self.prompts: list[str] = []
-
-    def _next(self, prompt: str, echo: bool) -> str:
-        self.prompts.append(prompt)
-        if "Paste the address" in prompt:  # open the printed link, copy where it lands
-            url = re.findall(r"https?://\S+/authorize\?\S+", self.out.getvalue())[-1]
-            answer = requests.get(url, allow_redirects=False, timeout=10).headers["Location"]
-        else:
-            assert self.answers, f"unexpected prompt {prompt!r}"
-            expected, answer = self.answers.pop(0)
-            assert expected in prompt, (expected, prompt)
-        self.out.write(prompt + (answer if echo else "") + "\n")
-        return answer
-
-    def line(self, prompt: str) -> str:
-        return self._next(prompt, echo=True)
-
-    def secret(self, prompt: str) -> str:
-        return self._next(prompt, echo=False)
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
 
 
 def setup(argv: list[str], env: dict[str, str], person: Person | None = None,
@@ -355,7 +306,7 @@ def test_embedded_database_is_for_trying_out_and_skips_github(standin, gh_bin, t
     assert done.returncode == 1, done.stderr  # nobody signed in
     assert "using the embedded Postgres" in done.stdout + done.stderr
     assert "GitHub Actions cannot see it" in done.stdout
-    assert "skipped: the embedded database is on this machine" in done.stdout
+    assert "skipped: the embedded database is on this machine" in done.stdout, done.stderr
     assert dotenv_values(".env")["DATABASE_URL"] == ""
     assert fake_gh.calls(gh_bin) == []
 
