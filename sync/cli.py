@@ -161,6 +161,34 @@ def build_parser() -> argparse.ArgumentParser:
     agg.add_argument("--full", action="store_true", help="rebuild everything from scratch")
     agg.set_defaults(func=_lazy("aggregate", "cmd_aggregate"))
 
+    setup = sub.add_parser("setup", help="set everything up after the clone; safe to run again")
+    setup.add_argument("--client-id", metavar="ID", help="the Spotify app's client id")
+    setup.add_argument(
+        "--client-secret",
+        metavar="SECRET",
+        help="the app's client secret (better: env SPOTIFY_CLIENT_SECRET, off the command line)",
+    )
+    setup.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="Postgres connection string (or env DATABASE_URL); 'embedded' or '' for the "
+        "embedded database",
+    )
+    setup.add_argument("--yes", action="store_true", help="accept every default, gh steps included")
+    setup.add_argument(
+        "--no-github", action="store_true", help="print the GitHub steps, don't use gh"
+    )
+    setup.add_argument("--headless", action="store_true", help="sign in without a browser here")
+    setup.add_argument("--skip-login", action="store_true", help="don't sign an account in now")
+    setup.add_argument(
+        "--wait",
+        type=_seconds,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait for the first GitHub run (default 10m)",
+    )
+    setup.set_defaults(func=_lazy("setup", "cmd_setup"))
+
     stats = sub.add_parser("stats", help="print listening statistics in the terminal")
     stats.add_argument("--user", metavar="ID", help="Spotify user id (default: the only user)")
     stats.add_argument("--period", default="4w", metavar="P", help="4w, 6m, 1y, all or YYYY")
@@ -216,6 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "doctor":  # explains malformed settings itself, one line each
             configure_logging(args.verbose, redactor)
             return args.func(args, None)
+        if args.command == "setup":  # asks for the settings itself, protecting each answer
+            configure_logging(args.verbose, redactor)
+            return args.func(args, None, redactor)
         settings = load_settings()
         redactor.github_actions = settings.in_github_actions
         for secret in settings.secrets():

@@ -40,6 +40,8 @@ STALE_AFTER = timedelta(hours=2)  # hourly schedule + GitHub's delays
 EXPIRY_WARN_DAYS = 30
 _SPOTIFY_KEY = re.compile(r"^[0-9a-f]{32}$")
 _PLACEHOLDER = re.compile(r"\[?YOUR[-_ ]PASSWORD\]?", re.IGNORECASE)
+_MUST_ENCODE = set("@:/?#[] ")
+_BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 @dataclass(frozen=True)
@@ -59,17 +61,11 @@ class Check:
 # -- settings (pure) --------------------------------------------------------------------
 def check_settings(env: Mapping[str, str]) -> tuple[list[Check], Settings | None]:
     """Each setting present and well formed. Returns the settings when they load at all."""
-    if _PLACEHOLDER.search(env.get("DATABASE_URL", "")):  # Supabase's copy-paste template
+    problem = check_url_text(env.get("DATABASE_URL", ""))
+    if problem is not None:  # explained before parsing: such URLs parse wrongly or not at all
         others = {k: v for k, v in env.items() if k not in ("DATABASE_URL", "GITHUB_ACTIONS")}
         rest, _ = check_settings(others)
-        placeholder = Check(
-            FAIL,
-            "DATABASE_URL",
-            "still holds Supabase's YOUR-PASSWORD placeholder",
-            "replace it with the database password (Supabase: Project Settings > Database "
-            "> Reset database password)",
-        )
-        return [placeholder, *(c for c in rest if c.name != "DATABASE_URL")], None
+        return [problem, *(c for c in rest if c.name != "DATABASE_URL")], None
     try:
         settings = load_settings(env)
     except UserError as exc:
@@ -109,6 +105,33 @@ def check_settings(env: Mapping[str, str]) -> tuple[list[Check], Settings | None
         if value != default:
             checks.append(Check(OK, name, f"{value} (instead of Spotify's {default})"))
     return checks, settings
+
+
+def check_url_text(url: str) -> Check | None:
+    """What a pasted connection string gets wrong before it even parses, or None."""
+    if _PLACEHOLDER.search(url):  # Supabase's copy-paste template
+        return Check(
+            FAIL,
+            "DATABASE_URL",
+            "still holds Supabase's YOUR-PASSWORD placeholder",
+            "replace it with the database password (Supabase: Project Settings > Database "
+            "> Reset database password)",
+        )
+    _, sep, rest = url.partition("://")
+    userinfo, at, _ = rest.rpartition("@")
+    password = userinfo.partition(":")[2]
+    bad = sorted({c for c in password if c in _MUST_ENCODE})
+    if _BARE_PERCENT.search(password):
+        bad.append("%")
+    if not (sep and at and bad):
+        return None
+    return Check(
+        FAIL,
+        "DATABASE_URL",
+        f"the password holds characters a connection string must URL-encode ({' '.join(bad)})",
+        "write them encoded in DATABASE_URL: @ as %40, : as %3A, / as %2F, ? as %3F, # as "
+        "%23, [ ] as %5B %5D, % as %25, space as %20 (or pick a password of letters and digits)",
+    )
 
 
 def _check_database_url(settings: Settings) -> Check:

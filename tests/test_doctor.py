@@ -14,7 +14,15 @@ import pytest
 import requests
 import responses
 
-from sync.doctor import FAIL, OK, SKIP, WARN, check_settings, diagnose, run_doctor
+from sync.doctor import (
+    FAIL,
+    OK,
+    SKIP,
+    WARN,
+    check_settings,
+    diagnose,
+    run_doctor,
+)
 from sync.spotify.client import SpotifyClient
 from tests.conftest import add_user
 from tests.standin import Standin, StandinState
@@ -290,3 +298,15 @@ def test_doctor_subprocess_exit_codes_and_no_secrets(db_url, conn, standin):
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert "nothing blocks syncing" in healthy.stdout
     assert CLIENT_SECRET not in healthy.stdout + healthy.stderr
+
+
+# -- connection strings as pasted, and old servers ----------------------------------------
+def test_password_characters_that_need_url_encoding_are_named_not_shown():
+    url = "postgresql://postgres.abc:p@ss/w:rd#1@h.example.org:5432/postgres"
+    checks, settings = check_settings(env_for(url))
+    assert settings is None
+    line = by_name(checks, "DATABASE_URL")[0].line()
+    assert line.startswith("FAIL") and "(# / : @)" in line and "%40" in line
+    assert "p@ss" not in line and "w:rd" not in line
+    for fine in ("postgresql://u:p%40ss@h.example.org:5432/db", "postgresql://u@h/db"):
+        assert by_name(check_settings(env_for(fine))[0], "DATABASE_URL")[0].status == OK

@@ -6,7 +6,7 @@ Rules (explicit, so the test cannot quietly pass by skipping everything):
 - Run: commands that invoke the job, `python -m sync ...` (also `python3`,
   `.venv/bin/python`). Everything else (git, pip, cp, gh, curl, pytest, ...) sets up a
   machine or talks to GitHub: not run here (the test suite itself is the pytest command).
-- Skip, needs a Spotify account or a user that exists: `login`, `import`, `stats`,
+- Skip, needs a Spotify account or a user that exists: `setup`, `login`, `import`, `stats`,
   `users remove`, `users set-timezone`, and any command with `--user`.
 - Skip, needs a real value: a command with a placeholder (`<...>`, `YOUR-...`, or an
   argument in capitals such as USER, ID, PATH).
@@ -34,7 +34,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SHELL_LANGUAGES = {"sh", "bash", "shell", "console"}
-NEEDS_ACCOUNT = {"login", "import", "stats"}
+NEEDS_ACCOUNT = {"setup", "login", "import", "stats"}
 NEEDS_USER = {("users", "remove"), ("users", "set-timezone")}
 EXPECTED_EXIT = {"doctor": 1}
 MIN_RUN = 5  # at least --help, migrate, users, run, doctor

@@ -1,0 +1,211 @@
+"""`python -m sync setup`: everything after the clone, in one command that can run again.
+
+Five steps: the Spotify app, the database, then .env + migrate + sign-in, GitHub, and
+doctor's verdict with the next scheduled run. Each value comes from its flag, else the
+environment (.env included), else a prompt; what already works is checked and skipped.
+Exit 0 when doctor finds nothing that blocks syncing, 1 when it does, 2 for a value
+that is missing (no terminal to ask) or refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+from sync import db
+from sync.commands.login import cmd_login
+from sync.commands.migrate import cmd_migrate
+from sync.config import DEFAULT_REDIRECT_URI, load_settings, url_password
+from sync.doctor import FAIL, Check, check_users, run_doctor
+from sync.errors import UserError
+from sync.redact import Redactor
+from sync.setup.checks import (
+    database_checks,
+    local_env,
+    next_scheduled,
+    spotify_checks,
+    workflow_cron,
+)
+from sync.setup.envfile import ensure_ignored, write_env
+from sync.setup.github import GithubOptions, github_step
+from sync.setup.prompts import SetupIO, clean_value, confirm, need
+from sync.signin import LoginIO
+
+log = logging.getLogger(__name__)
+
+MAX_TRIES = 3
+EMBEDDED = ""  # the answer meaning "the embedded database"
+T = TypeVar("T")
+
+
+def _settle(io: SetupIO, what: str, given: T | None, ask: Callable[[], T],
+            check: Callable[[T], list[Check]]) -> T:  # fmt: skip
+    """Check the given value (or ask for one) until the checks pass; no terminal: stop."""
+    value = given
+    for _ in range(MAX_TRIES):
+        if value is None:
+            value = ask()
+        checks = check(value)
+        for found in checks:
+            io.say("  " + found.line())
+        failed = next((c for c in checks if c.status == FAIL), None)
+        if failed is None:
+            return value
+        if not io.interactive:
+            raise UserError(f"{what}: {failed.line()}")
+        value = None
+    raise UserError(f"{what} still fails after {MAX_TRIES} tries: fix it, then run "
+                    "python -m sync setup again")  # fmt: skip
+
+
+def _given(io: SetupIO, name: str, flag_value: str | None, env: Mapping[str, str]) -> str | None:
+    raw = flag_value if flag_value is not None else env.get(name)
+    value = clean_value(name, raw) if raw else None
+    _protect(io, value)
+    return value
+
+
+def _protect(io: SetupIO, value: str | None) -> None:
+    """Keep a value, and a connection string's password, out of everything printed."""
+    io.redactor.protect(value)
+    if value and "://" in value:
+        io.redactor.protect(url_password(value))
+
+
+def spotify_step(io: SetupIO, args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, str]:
+    redirect = env.get("SPOTIFY_REDIRECT_URI") or DEFAULT_REDIRECT_URI
+    io.say("1/5 Spotify app")
+    partial = [_given(io, "SPOTIFY_CLIENT_ID", args.client_id, env),
+               _given(io, "SPOTIFY_CLIENT_SECRET", args.client_secret, env)]  # fmt: skip
+    if all(partial):
+        io.say("  client id and secret given (flag, environment or .env): checking them")
+    else:
+        io.say(
+            "  In the Spotify developer dashboard (developer.spotify.com/dashboard), Create app:"
+        )
+        io.say(f"    Redirect URIs: {redirect}   (exactly this; Add, then Save)")
+        io.say("    Which API/SDKs are you planning to use?  Web API")
+        io.say("  Then, in the app:")
+        io.say("    User Management: add the name and Spotify e-mail of each account to sync")
+        io.say("      (at most 5 for a new app); only those accounts can sign in.")
+        io.say("    The app owner's Spotify account needs Premium, or the app stops working.")
+        io.say("    Settings > Basic Information: copy Client ID, then View client secret.")
+
+    def ask() -> tuple[str, str]:
+        cid = partial[0] or need(io, "SPOTIFY_CLIENT_ID", "--client-id", "Client ID: ")
+        secret = partial[1] or need(
+            io, "SPOTIFY_CLIENT_SECRET", "--client-secret (or env SPOTIFY_CLIENT_SECRET)",
+            "Client secret (input hidden): ", secret=True)  # fmt: skip
+        partial[:] = [None, None]  # a second try asks for both again
+        io.redactor.protect(cid)
+        return cid, secret
+
+    given = (partial[0], partial[1]) if all(partial) else None
+    if given:
+        partial[:] = [None, None]  # refused: ask for both
+    cid, secret = _settle(io, "Spotify app", given, ask, lambda v: spotify_checks(env, *v))
+    if given:
+        io.say(f"  done; make sure the app lists {redirect} under Redirect URIs and each "
+               "account under User Management")  # fmt: skip
+    return cid, secret
+
+
+def database_step(io: SetupIO, args: argparse.Namespace, env: Mapping[str, str]) -> str:
+    """The connection string, or EMBEDDED."""
+    io.say("2/5 Database")
+    if args.database_url is not None:
+        given = args.database_url.strip()
+        given = (
+            EMBEDDED if given.lower() in ("", "embedded") else clean_value("DATABASE_URL", given)
+        )
+    else:
+        given = _given(io, "DATABASE_URL", None, env)
+    if given is None:
+        io.say("  Supabase: New project, then Connect > Session pooler: copy the connection")
+        io.say("  string and put your database password in place of [YOUR-PASSWORD].")
+        io.say("  Any PostgreSQL 15+ reachable from the internet works the same way.")
+        io.say("  Empty answer: an embedded Postgres in .data/ on this machine, for trying it")
+        io.say("  out; GitHub Actions cannot see it.")
+
+    def ask() -> str:
+        url = need(io, "DATABASE_URL", "--database-url URL (or env DATABASE_URL; 'embedded' for "
+                   "the embedded database)", "Connection string (input hidden; empty: "
+                   "embedded): ", secret=True, allow_empty=True)  # fmt: skip
+        _protect(io, url)
+        return EMBEDDED if url.lower() == "embedded" else url
+
+    _protect(io, given)
+    url = _settle(io, "DATABASE_URL", given, ask,
+                  lambda url: database_checks(env, url or None))  # fmt: skip
+    if url == EMBEDDED:
+        io.say("  the embedded database is for trying it out: GitHub Actions cannot see it")
+    return url
+
+
+def local_step(io: SetupIO, args: argparse.Namespace, values: dict[str, str],
+               env: Mapping[str, str], workdir: Path) -> None:  # fmt: skip
+    """Write .env, create the tables, sign the first account in."""
+    io.say("3/5 .env, tables and sign-in")
+    path = workdir / ".env"
+    changed = write_env(path, values)
+    io.say(f"  wrote {path} (readable by you only): " + (
+        f"{', '.join(changed)} set" if changed else "already up to date"))  # fmt: skip
+    if ensure_ignored(workdir):
+        io.say("  added .env to .gitignore, so it is never committed")
+    settings = load_settings(local_env(env, **{k: v or None for k, v in values.items()}))
+    cmd_migrate(args, settings)
+    with db.open_database(settings, migrate=False) as conn:
+        users = check_users(conn, io.now(), settings.show_user_ids)
+    if not any(c.status == FAIL and c.name == "users" for c in users):
+        for found in users:
+            io.say("  done: " + found.line())
+        if not confirm(io, "  Sign in another Spotify account now?", False,
+                       assume_yes=args.yes):  # fmt: skip
+            return
+    elif args.skip_login:
+        io.say("  sign-in skipped (--skip-login): run python -m sync login before the first sync")
+        return
+    login_io = LoginIO(out=io.out, read_line=io.read_line, now=io.now)
+    cmd_login(argparse.Namespace(headless=args.headless), settings, io=login_io)
+
+
+def cmd_setup(
+    args: argparse.Namespace,
+    settings: object = None,
+    redactor: Redactor | None = None,
+    io: SetupIO | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Settings come from flags, then the environment (.env loaded by the CLI), then prompts."""
+    io = io or SetupIO(redactor=redactor or Redactor())
+    env = dict(os.environ if env is None else env)
+    io.say("python -m sync setup: five steps; what works already is checked and skipped.")
+    client_id, client_secret = spotify_step(io, args, env)
+    url = database_step(io, args, env)
+    values = {"DATABASE_URL": url, "SPOTIFY_CLIENT_ID": client_id,
+              "SPOTIFY_CLIENT_SECRET": client_secret}  # fmt: skip
+    local_step(io, args, values, env, Path.cwd())
+
+    io.say("4/5 GitHub")
+    if url == EMBEDDED:
+        io.say("  skipped: the embedded database is on this machine, GitHub Actions cannot "
+               "reach it; run setup again with your database's connection string")  # fmt: skip
+    else:
+        github_step(io, values, GithubOptions(args.no_github, args.yes, args.wait))
+
+    io.say("5/5 What doctor says")
+    final = local_env(env, **{k: v or None for k, v in values.items()})
+    code = run_doctor(final, io.out, now=io.now)
+    cron = workflow_cron()
+    at = next_scheduled(cron, io.now()) if cron else None
+    if at is not None:
+        minutes = int((at - io.now()).total_seconds() // 60)
+        io.say(f"Next scheduled run: {at:%Y-%m-%d %H:%M} UTC (in {minutes} min; cron "
+               f"'{cron}', GitHub often starts scheduled runs a few minutes late)")  # fmt: skip
+    elif cron:
+        io.say(f"Schedule: cron '{cron}' (UTC), in .github/workflows/sync.yml")
+    return code

@@ -1,0 +1,106 @@
+"""Asking for values: flag, then environment, then a prompt; never a prompt without a terminal.
+
+Everything that touches the terminal, the clock or other programs is a field of SetupIO,
+so tests replace it with scripted answers, a fake clock and a fake `gh`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TextIO
+
+from sync.errors import UserError
+from sync.redact import Redactor
+
+log = logging.getLogger(__name__)
+
+_QUOTES = ('"', "'")
+
+
+def _run(argv: Sequence[str], stdin: str | None = None, timeout: float = 60) -> tuple[int, str]:
+    """Run a program; return its exit code and output. Values go on stdin, never in argv."""
+    try:
+        feed = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
+                              check=False, **feed)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return 124, f"{argv[0]} gave no answer within {timeout:.0f} s"
+    except OSError as exc:
+        return 127, str(exc)
+    return done.returncode, (done.stdout + done.stderr).strip()
+
+
+@dataclass
+class SetupIO:
+    """The outside world of setup, replaceable in tests."""
+
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    interactive: bool = field(default_factory=lambda: sys.stdin.isatty())
+    read_line: Callable[[str], str] = input
+    read_secret: Callable[[str], str] = getpass.getpass
+    run: Callable[..., tuple[int, str]] = _run
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    redactor: Redactor = field(default_factory=Redactor)
+
+    def say(self, text: str = "") -> None:
+        self.out.write(self.redactor.redact(text) + "\n")
+        self.out.flush()
+
+
+def clean_value(name: str, raw: str) -> str:
+    """Trim, drop one pair of surrounding quotes (people paste "abc"), refuse inner spaces."""
+    value = raw.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in _QUOTES:
+        value = value[1:-1].strip()
+    if any(ch.isspace() for ch in value):
+        raise UserError(f"{name} contains a space or line break: copy it again, without spaces")
+    return value
+
+
+def need(
+    io: SetupIO,
+    name: str,
+    flag: str,
+    prompt: str,
+    *,
+    secret: bool = False,
+    allow_empty: bool = False,
+) -> str:
+    """Ask for a value in a terminal; without one, stop with the flag that supplies it."""
+    if not io.interactive:
+        raise UserError(f"{name} is needed and stdin is not a terminal: pass {flag}")
+    try:
+        raw = (io.read_secret if secret else io.read_line)(prompt)
+    except EOFError:
+        raise UserError(f"no answer for {name} (stdin closed): pass {flag}") from None
+    value = clean_value(name, raw)
+    if not value and not allow_empty:
+        raise UserError(f"{name} is needed: paste it, or pass {flag}")
+    if secret:
+        io.redactor.protect(value)
+    return value
+
+
+def confirm(io: SetupIO, question: str, default: bool, *, assume_yes: bool) -> bool:
+    """Yes/no. --yes takes the default; without a terminal (and no --yes) the answer is no."""
+    hint = "[Y/n]" if default else "[y/N]"
+    if assume_yes:
+        io.say(f"{question} {hint} {'yes' if default else 'no'} (--yes: the default)")
+        return default
+    if not io.interactive:
+        io.say(f"{question} {hint} no (stdin is not a terminal; --yes accepts the default)")
+        return False
+    try:
+        answer = io.read_line(f"{question} {hint} ").strip().lower()
+    except EOFError:
+        return False
+    return default if not answer else answer in ("y", "yes")

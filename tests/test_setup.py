@@ -1,0 +1,406 @@
+"""`python -m sync setup` end to end: scripted answers, the stand-in Spotify, a real
+Postgres and a fake `gh` on PATH that records every command line and stdin."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from dotenv import dotenv_values
+
+from sync.cli import build_parser
+from sync.commands.setup import cmd_setup
+from sync.doctor import FAIL, OK, WARN
+from sync.errors import UserError
+from sync.redact import Redactor
+from sync.setup.checks import (
+    check_reachable_from_github,
+    database_checks,
+    next_scheduled,
+    workflow_cron,
+)
+from sync.setup.envfile import ensure_ignored, write_env
+from sync.setup.prompts import SetupIO, clean_value
+from tests import fake_gh
+from tests.setup_support import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    DB_PASSWORD,
+    NOW,
+    FakeTime,
+    Person,
+    base_env,
+    with_password,
+)
+from tests.standin import Standin, StandinState
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def standin():
+    state = StandinState(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    with Standin(state) as s:
+        s.state.authorize_user = "alice"
+        yield s
+
+
+@pytest.fixture
+def gh_bin(tmp_path, monkeypatch) -> Path:
+    """The fake gh first on PATH; the test works in an empty directory (its own .env)."""
+    bin_dir = fake_gh.install(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    work = tmp_path / "repo"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return bin_dir
+
+
+def setup(argv: list[str], env: dict[str, str], person: Person | None = None,
+          interactive: bool = True, out: io.StringIO | None = None):  # fmt: skip
+    out = out or (person.out if person else io.StringIO())
+    fake = FakeTime()
+    sio = SetupIO(out=out, interactive=interactive, clock=fake.clock, sleep=fake.sleep,
+                  now=lambda: NOW, redactor=Redactor())  # fmt: skip
+    if person is not None:
+        sio.read_line, sio.read_secret = person.line, person.secret
+    else:
+        sio.read_line = sio.read_secret = _no_prompt
+    args = build_parser().parse_args(["setup", *argv])
+    code = cmd_setup(args, None, io=sio, env=env)
+    return code, out.getvalue(), fake
+
+
+def _no_prompt(prompt: str) -> str:
+    raise AssertionError(f"asked {prompt!r} although every answer was given")
+
+
+def assert_no_secret(*texts: str, url: str, client_id: bool = False) -> None:
+    """The client id is in every sign-in link, so it is checked only where asked (gh argv)."""
+    for text in texts:
+        for secret in (CLIENT_SECRET, DB_PASSWORD, url, *([CLIENT_ID] if client_id else [])):
+            assert secret not in text, f"{secret[:6]}... leaked"
+
+
+def first_time(standin, gh_bin, db_url, extra_answers=()) -> tuple[int, str, Person, FakeTime]:
+    url = with_password(db_url)
+    out = io.StringIO()
+    person = Person(out, [
+        ("Client ID", f'"{CLIENT_ID}"'),  # pasted with quotes
+        ("Client secret", "wrong0000000000000000000000000000"),  # refused: asked again
+        ("Client ID", CLIENT_ID),
+        ("Client secret", f" {CLIENT_SECRET} "),
+        ("Connection string", url),
+        ("Set the repository secrets", ""),
+        ("Enable the workflow", "y"),
+        ("Start a run now", ""),
+        *extra_answers,
+    ])  # fmt: skip
+    code, text, fake = setup(["--headless"], base_env(standin), person)
+    return code, text, person, fake
+
+
+# -- the whole first session and a second one -------------------------------------------
+def test_first_session_sets_everything_up_and_keeps_secrets_out_of_argv_and_output(
+    standin, gh_bin, db_url, capsys
+):
+    code, text, person, fake = first_time(standin, gh_bin, db_url)
+    url = with_password(db_url)
+    captured = capsys.readouterr()
+
+    assert code == 0, text  # doctor: nothing blocks syncing
+    assert "FAIL  Spotify app: Spotify refused the client id and secret" in text
+    assert "ok    Spotify app: client credentials accepted" in text
+    assert "Redirect URIs: http://127.0.0.1:8888/callback" in text
+    assert "User Management" in text and "Premium" in text
+    assert "ok    database: reachable (PostgreSQL" in text
+    # .env: the values as given (quotes and spaces dropped), owner-only, ignored by git
+    env_file = Path(".env")
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert dotenv_values(env_file) == {"DATABASE_URL": url, "SPOTIFY_CLIENT_ID": CLIENT_ID,
+                                       "SPOTIFY_CLIENT_SECRET": CLIENT_SECRET}  # fmt: skip
+    assert ".env" in Path(".gitignore").read_text().splitlines()
+    # signed in through the stand-in
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("select user_id, status from user_tokens").fetchall() == [
+            ("alice", "active")
+        ]
+    assert "Signed in as Spotify user alice" in text
+    # gh: secrets on stdin, workflow enabled, a run started and waited for with a deadline
+    calls = fake_gh.calls(gh_bin)
+    sets = {c["argv"][2]: c["stdin"] for c in calls if c["argv"][:2] == ["secret", "set"]}
+    assert sets == {"DATABASE_URL": url, "SPOTIFY_CLIENT_ID": CLIENT_ID,
+                    "SPOTIFY_CLIENT_SECRET": CLIENT_SECRET}  # fmt: skip
+    assert ["workflow", "enable", "sync.yml"] in [c["argv"] for c in calls]
+    assert ["workflow", "run", "sync.yml"] in [c["argv"] for c in calls]
+    assert "first run: success. Its summary: https://github.com/someone/" in text
+    assert fake.sleeps and sum(fake.sleeps) <= 600
+    # doctor and the next scheduled time (NOW is 19:53 UTC, cron minute 17)
+    assert "doctor: nothing blocks syncing" in text
+    assert "Next scheduled run: 2026-11-29 20:17 UTC (in 23 min" in text
+    # no secret in any gh command line, in what was printed, or in stdout/stderr
+    for call in calls:
+        assert_no_secret(" ".join(call["argv"]), url=url, client_id=True)
+    assert_no_secret(text, captured.out, captured.err, url=url)
+
+
+def test_second_session_checks_and_skips_what_is_done(standin, gh_bin, db_url):
+    first_time(standin, gh_bin, db_url)
+    before = len(fake_gh.calls(gh_bin))
+    env = {**base_env(standin), **dotenv_values(".env")}  # the CLI loads .env like this
+    out = io.StringIO()
+    person = Person(out, [("Sign in another", ""), ("Replace them", ""),
+                          ("Start another run", "")])  # fmt: skip
+    code, text, _ = setup(["--headless"], env, person)
+
+    assert code == 0, text
+    assert not any("Client" in p or "Connection" in p for p in person.prompts)
+    assert "done: ok    user-1: active" in text
+    assert "done: the repository has the secrets" in text
+    assert "done: the workflow sync.yml is enabled" in text
+    assert "done: the latest run succeeded" in text
+    later = [c["argv"][:2] for c in fake_gh.calls(gh_bin)[before:]]
+    assert ["secret", "set"] not in later and ["workflow", "run"] not in later
+    assert ["workflow", "enable"] not in later
+    assert "Signed in" not in text and "already up to date" in text
+
+
+def test_unattended_with_flags_and_environment_asks_nothing(standin, gh_bin, db_url):
+    url = with_password(db_url)
+    env = base_env(standin, SPOTIFY_CLIENT_SECRET=f"'{CLIENT_SECRET}'", DATABASE_URL=url)
+    code, text, _ = setup(["--client-id", CLIENT_ID, "--yes", "--skip-login"], env,
+                          interactive=False)  # fmt: skip
+    assert code == 1  # doctor: nobody to sync yet
+    assert "sign-in skipped (--skip-login)" in text
+    assert "FAIL  users: none to sync yet" in text
+    assert "first run: success" in text
+    assert dotenv_values(".env")["SPOTIFY_CLIENT_SECRET"] == CLIENT_SECRET
+
+
+def test_refused_values_from_env_are_asked_for_again_in_a_terminal(standin, gh_bin, db_url):
+    placeholder = db_url.replace("postgres@", "postgres:[YOUR-PASSWORD]@")
+    env = base_env(standin, SPOTIFY_CLIENT_ID=CLIENT_ID, SPOTIFY_CLIENT_SECRET="0" * 32,
+                   DATABASE_URL=placeholder)  # fmt: skip
+    out = io.StringIO()
+    person = Person(out, [("Client ID", CLIENT_ID), ("Client secret", CLIENT_SECRET),
+                          ("Connection string", db_url)])  # fmt: skip
+    code, text, _ = setup(["--skip-login", "--no-github"], env, person)
+    assert "FAIL  Spotify app: Spotify refused" in text
+    assert "FAIL  DATABASE_URL: still holds Supabase's YOUR-PASSWORD placeholder" in text
+    assert not person.answers and dotenv_values(".env")["SPOTIFY_CLIENT_SECRET"] == CLIENT_SECRET
+    assert "--no-github. Do this part in the browser" in text
+    assert code == 1  # nobody signed in
+
+
+def test_the_readme_test_does_not_run_setup():
+    from tests.test_readme_commands import plan
+
+    assert plan("python -m sync setup").argv is None
+
+
+# -- without gh, gh not signed in, a run that takes too long -------------------------------
+def test_without_gh_prints_the_secrets_table_and_links(standin, db_url, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    env = base_env(standin, SPOTIFY_CLIENT_ID=CLIENT_ID, SPOTIFY_CLIENT_SECRET=CLIENT_SECRET,
+                   DATABASE_URL=db_url)  # fmt: skip
+    code, text, _ = setup(["--skip-login"], env, interactive=False)
+    assert "The GitHub CLI (gh) is not installed" in text
+    assert "Settings > Secrets and variables > Actions" in text
+    for name in ("DATABASE_URL", "SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET"):
+        assert re.search(rf"\| {name} +\| {name} in \.env", text), name
+    assert "/actions/workflows/sync.yml" in text
+
+
+def test_gh_not_signed_in_or_declined_falls_back_to_the_table(standin, gh_bin, db_url):
+    env = base_env(standin, SPOTIFY_CLIENT_ID=CLIENT_ID, SPOTIFY_CLIENT_SECRET=CLIENT_SECRET,
+                   DATABASE_URL=db_url)  # fmt: skip
+    state = json.loads((gh_bin / "state.json").read_text())
+    (gh_bin / "state.json").write_text(json.dumps({**state, "auth": False}))
+    _, text, _ = setup(["--skip-login", "--yes"], env, interactive=False)
+    assert "gh is installed but not signed in (gh auth login)" in text
+    (gh_bin / "state.json").write_text(json.dumps(state))
+    _, text, _ = setup(["--skip-login"], env, interactive=False)  # no --yes, no terminal
+    assert "Secrets not set. Do this part in the browser" in text
+    assert not [c for c in fake_gh.calls(gh_bin) if c["argv"][:2] == ["secret", "set"]]
+
+
+def test_waiting_for_the_first_run_stops_at_the_deadline(standin, gh_bin, db_url):
+    state = json.loads((gh_bin / "state.json").read_text())
+    (gh_bin / "state.json").write_text(json.dumps({**state, "polls_to_finish": 10**6}))
+    env = base_env(standin, SPOTIFY_CLIENT_ID=CLIENT_ID, SPOTIFY_CLIENT_SECRET=CLIENT_SECRET,
+                   DATABASE_URL=db_url)  # fmt: skip
+    _, text, fake = setup(["--skip-login", "--yes", "--wait", "2m"], env, interactive=False)
+    assert sum(fake.sleeps) == 120
+    assert "the run is still in_progress after 120 s" in text
+    assert "gh run watch 1000" in text
+
+
+# -- no terminal and a value missing ----------------------------------------------------------
+def _subprocess_setup(args: list[str], env: dict[str, str], cwd: Path):
+    env = {**env, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "sync", "setup", *args], cwd=cwd, env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("given", "flag"),
+    [({}, "--client-id"),
+     ({"SPOTIFY_CLIENT_ID": CLIENT_ID}, "--client-secret"),
+     ({"SPOTIFY_CLIENT_ID": CLIENT_ID, "SPOTIFY_CLIENT_SECRET": CLIENT_SECRET}, "--database-url")],
+)  # fmt: skip
+def test_no_terminal_and_no_value_exits_2_naming_the_flag(standin, tmp_path, given, flag):
+    done = _subprocess_setup([], base_env(standin, **given), tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    errors = done.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error: ") and flag in errors[0]
+    assert "stdin is not a terminal" in errors[0]
+    assert CLIENT_SECRET not in done.stdout + done.stderr
+    assert not (tmp_path / ".env").exists()
+
+
+def test_subprocess_run_with_fake_gh_keeps_secrets_out_of_everything(standin, db_url, tmp_path):
+    bin_dir = fake_gh.install(tmp_path / "bin")
+    url = with_password(db_url)
+    env = base_env(standin, SPOTIFY_CLIENT_SECRET=CLIENT_SECRET, DATABASE_URL=url,
+                   PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")  # fmt: skip
+    state = json.loads((bin_dir / "state.json").read_text())
+    (bin_dir / "state.json").write_text(json.dumps({**state, "polls_to_finish": 0}))
+    work = tmp_path / "repo"
+    work.mkdir()
+    done = _subprocess_setup(["--client-id", CLIENT_ID, "--yes", "--skip-login"], env, work)
+    assert done.returncode == 1, done.stderr  # nobody signed in yet: doctor says so
+    assert "first run: success" in done.stdout
+    assert stat.S_IMODE((work / ".env").stat().st_mode) == 0o600
+    calls = fake_gh.calls(bin_dir)
+    assert len([c for c in calls if c["argv"][:2] == ["secret", "set"]]) == 3
+    assert_no_secret(done.stdout, done.stderr, url=url)
+    assert_no_secret(*(" ".join(c["argv"]) for c in calls), url=url, client_id=True)
+
+
+def test_wrong_secret_without_a_terminal_is_refused_with_the_reason(standin, tmp_path):
+    env = base_env(standin, SPOTIFY_CLIENT_ID=CLIENT_ID, SPOTIFY_CLIENT_SECRET="0" * 32)
+    done = _subprocess_setup([], env, tmp_path)
+    assert done.returncode == 2
+    assert "Spotify refused the client id and secret" in done.stderr
+
+
+# -- the embedded database ----------------------------------------------------------------
+def test_embedded_database_is_for_trying_out_and_skips_github(standin, gh_bin, tmp_path):
+    env = base_env(standin, SPOTIFY_CLIENT_ID=CLIENT_ID, SPOTIFY_CLIENT_SECRET=CLIENT_SECRET,
+                   SYNC_DATA_DIR=str(tmp_path / "data"), PATH=os.environ["PATH"])  # fmt: skip
+    done = _subprocess_setup(["--database-url", "embedded", "--skip-login", "--yes"], env,
+                             Path.cwd())  # fmt: skip
+    assert done.returncode == 1, done.stderr  # nobody signed in
+    assert "using the embedded Postgres" in done.stdout + done.stderr
+    assert "GitHub Actions cannot see it" in done.stdout
+    assert "skipped: the embedded database is on this machine" in done.stdout, done.stderr
+    assert dotenv_values(".env")["DATABASE_URL"] == ""
+    assert fake_gh.calls(gh_bin) == []
+
+
+# -- the pieces -------------------------------------------------------------------------
+def test_clean_value_drops_one_pair_of_quotes_and_refuses_inner_spaces():
+    assert clean_value("X", ' "abc" ') == "abc"
+    assert clean_value("X", "'abc'") == "abc"
+    assert clean_value("X", '"abc') == '"abc'
+    with pytest.raises(UserError, match="X contains a space"):
+        clean_value("X", "ab c")
+
+
+def test_write_env_keeps_other_lines_and_makes_the_file_private(tmp_path):
+    path = tmp_path / ".env"
+    path.write_text("# mine\nSYNC_SHOW_USER_IDS=true\nDATABASE_URL=old\n")
+    path.chmod(0o644)
+    url = "postgresql://u:p%40ss#x@h:5432/db"
+    assert write_env(path, {"DATABASE_URL": url, "SPOTIFY_CLIENT_ID": "abc"}) == [
+        "DATABASE_URL", "SPOTIFY_CLIENT_ID"]  # fmt: skip
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_text().startswith("# mine\nSYNC_SHOW_USER_IDS=true\n")
+    assert dotenv_values(path) == {"SYNC_SHOW_USER_IDS": "true", "DATABASE_URL": url,
+                                   "SPOTIFY_CLIENT_ID": "abc"}  # fmt: skip
+    assert write_env(path, {"SPOTIFY_CLIENT_ID": "abc"}) == []
+
+
+def test_ensure_ignored_adds_env_only_when_missing(tmp_path):
+    (tmp_path / ".gitignore").write_text(".venv/\n")
+    assert ensure_ignored(tmp_path) is True
+    assert ensure_ignored(tmp_path) is False
+    assert (tmp_path / ".gitignore").read_text() == ".venv/\n.env\n"
+    assert ensure_ignored(ROOT) is False  # the repository's own .gitignore has it
+
+
+def _checks(url: str, **kw) -> dict[str, tuple[str, str]]:
+    return {c.name: (c.status, c.line()) for c in database_checks({}, url, **kw)}
+
+
+def test_database_url_mistakes_are_named_with_their_fix():
+    placeholder = (
+        "postgresql://postgres.abc:[YOUR-PASSWORD]@aws-0.pooler.supabase.com:5432/postgres"
+    )
+    assert "YOUR-PASSWORD placeholder" in _checks(placeholder)["DATABASE_URL"][1]
+    status, line = _checks("postgresql://postgres.abc:p@ss/w:rd@h.example.org:5432/postgres")[
+        "DATABASE_URL"]  # fmt: skip
+    assert status == FAIL and "(/ : @)" in line and "%40" in line and "p@ss" not in line
+    status, line = _checks("postgresql://u:pw@aws-0.pooler.supabase.com:6543/postgres")[
+        "DATABASE_URL"]  # fmt: skip
+    assert status == FAIL and "transaction pooler" in line and "5432" in line
+    assert _checks("postgresql://u:p%40ss@h.example.org:5432/db")["DATABASE_URL"][0] == OK
+
+
+def test_unreachable_database_fails_with_the_driver_reason():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    status, line = _checks(f"postgresql://u:{DB_PASSWORD}@127.0.0.1:{port}/db")["database"]
+    assert status == FAIL and "cannot connect to the database" in line
+    assert DB_PASSWORD not in line
+
+
+def build_settings(url: str):
+    from sync.config import load_settings
+
+    return load_settings({"DATABASE_URL": url})
+
+
+def _resolver(*addresses: str) -> Callable[..., list]:
+    def resolve(host, port, *rest):
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, 1, 6, "", (a, port))
+                for a in addresses]  # fmt: skip
+
+    return resolve
+
+
+@pytest.mark.parametrize(
+    ("addresses", "status", "words"),
+    [(("2a05:d014::1",), WARN, "IPv6 addresses only"),
+     (("2a05:d014::1", "3.64.1.2"), OK, "public IPv4"),
+     (("10.0.0.5",), WARN, "private network"),
+     (("127.0.0.1",), WARN, "on this machine")],
+)  # fmt: skip
+def test_database_host_must_be_reachable_from_githubs_ipv4_runners(addresses, status, words):
+    settings = build_settings("postgresql://u@db.abcdefgh.supabase.co:5432/postgres")
+    check = check_reachable_from_github(settings, resolve=_resolver(*addresses))
+    assert check.status == status and words in check.detail
+
+
+def test_next_scheduled_run_comes_from_the_workflows_cron():
+    assert workflow_cron() == "17 * * * *"
+    assert next_scheduled("17 * * * *", NOW) == datetime(2026, 11, 29, 20, 17, tzinfo=UTC)
+    at_10 = NOW.replace(minute=10)
+    assert next_scheduled("17 * * * *", at_10) == NOW.replace(minute=17, second=0)
+    on_the_dot = NOW.replace(minute=17, second=0)
+    assert next_scheduled("17 * * * *", on_the_dot) == datetime(2026, 11, 29, 20, 17, tzinfo=UTC)
+    assert next_scheduled("*/5 * * * *", NOW) is None
