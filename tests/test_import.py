@@ -591,12 +591,15 @@ def test_a_sync_that_completes_stored_tracks_keeps_their_analytics_current(
     # Later the Web API reports the songs again, with length and album; songs 3 and 4
     # with a second artist.
     calls: list[list[int]] = []
-    refresh_tracks = plays_store.refresh_tracks
-    monkeypatch.setattr(
-        plays_store,
-        "refresh_tracks",
-        lambda c, ids: calls.append(sorted(ids)) or refresh_tracks(c, ids),
-    )
+    upsert = plays_store.catalogue_upsert
+
+    def recording(c, tracks):  # the tracks catalogue_upsert refreshed, if any
+        rows = upsert(c, tracks)
+        if any(done for _, _, done in rows):
+            calls.append(sorted(key for _, key, done in rows if done))
+        return rows
+
+    monkeypatch.setattr(plays_store, "catalogue_upsert", recording)
     spotify.plays["alice"] = [item(on(8, -n), n, artists=2 if n in (3, 4) else 1)
                               for n in (1, 2, 3, 4, 5, 6)]  # fmt: skip
     assert run("run").code == 0

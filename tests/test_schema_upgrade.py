@@ -326,7 +326,7 @@ def test_a_second_migrate_waits_a_bounded_time_for_the_lock(empty_db_url):
 
 # -- privileges ---------------------------------------------------------------------
 WRITERS = [
-    "adopt_export_placeholders(jsonb)",
+    "catalogue_upsert(jsonb)",
     "analytics_forget_user()",
     "analytics_refresh_days(integer, date[])",
     "analytics_refresh_plays(integer, timestamptz[])",
@@ -364,7 +364,7 @@ def test_only_read_only_functions_are_executable_by_everyone(conn):
     ).fetchall()
     names = {row[0].split("(")[0] for row in writes}
     assert names == {
-        "adopt_export_placeholders",
+        "catalogue_upsert",
         "analytics_forget_user",
         "analytics_refresh_days",
         "analytics_rebuild",

@@ -24,10 +24,10 @@ create temp table if not exists import_new (
 create temp table if not exists import_artists (name text, artist_id integer) on commit drop;
 """
 
-# Lower-cased "track name <US> primary artist name" (sync.store.sources.song_key, in SQL): how
+# The same-song rule (SQL function song_key, sql/repeatable/10_history.sql): how
 # account-data rows find an existing track.
-TRACK_KEY = "lower({t}.name) || chr(31) || lower(coalesce({a}.name, ''))"
-REF_KEY = "lower({s}.track) || chr(31) || lower(coalesce({s}.artist, ''))"
+TRACK_KEY = "song_key({t}.name, {a}.name)"
+REF_KEY = "song_key({s}.track, {s}.artist)"
 
 
 def album_uri(r: str) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime
 import psycopg
 from psycopg.types.json import Jsonb
 
-from sync.job.transform import AlbumRow, ArtistRow, Play, TrackRow
+from sync.job.transform import Play, TrackRow
 from sync.store.sources import MATCH_TOLERANCE_MS, SOURCE_API
 
 
@@ -25,58 +25,13 @@ def newest_played_at(conn: psycopg.Connection, key: int) -> datetime | None:
     return row[0]
 
 
-def _upsert_keys(
-    conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[tuple]
-) -> tuple[dict[str, int], set[int]]:
-    """Insert rows keyed by uri (first column) that are missing.
-
-    Returns uri -> id for all of them, and the ids of the rows this call inserted.
-    """
-    unique: dict[str, tuple] = {}
-    for row in rows:
-        unique.setdefault(row[0], row)
-    if not unique:
-        return {}, set()
-    # Insert in uri order: concurrent users sharing artists/albums/tracks then take row
-    # locks in the same order, so their transactions cannot deadlock each other.
-    cols = list(zip(*(unique[uri] for uri in sorted(unique)), strict=True))
-    casts = ", ".join(f"%s::{t}[]" for t in _TYPES[table])
-    # One round trip: the new rows come back from the insert, the existing ones from
-    # the select (one snapshot, so no row is listed twice).
-    found = conn.execute(
-        f"with new as (insert into {table} ({', '.join(columns)}) "
-        f"select * from unnest({casts}) on conflict (uri) do nothing returning uri, id) "
-        f"select uri, id, true from new union all "
-        f"select uri, id, false from {table} where uri = any(%s)",
-        [*(list(c) for c in cols), list(unique)],
-    ).fetchall()
-    ids = {uri: key for uri, key, _ in found}
-    created = {key for _, key, new in found if new}
-    missing = [uri for uri in unique if uri not in ids]
-    if missing:  # committed by a concurrent run after this statement's snapshot was taken
-        ids.update(
-            conn.execute(f"select uri, id from {table} where uri = any(%s)", (missing,)).fetchall()
-        )
-    return ids, created
-
-
-_TYPES = {
-    "artists": ("text", "text", "text"),
-    "albums": ("text", "text", "text", "text", "text", "text"),
-    "tracks": (
-        "text", "text", "text", "integer", "integer", "boolean", "boolean", "text",
-        "smallint", "smallint",
-    ),
-}  # fmt: skip
-
-
 def _track_json(t: TrackRow) -> dict:
-    """What adopt_export_placeholders reads (dataclasses.asdict is slow)."""
+    """One track as catalogue_upsert reads it (dataclasses.asdict is slow)."""
     album = t.album
     return {
         "uri": t.uri, "spotify_id": t.spotify_id, "name": t.name, "duration_ms": t.duration_ms,
         "explicit": t.explicit, "isrc": t.isrc, "track_number": t.track_number,
-        "disc_number": t.disc_number,
+        "disc_number": t.disc_number, "is_local": t.is_local,
         "album": None if album is None else {
             "uri": album.uri, "spotify_id": album.spotify_id, "name": album.name,
             "album_type": album.album_type, "release_date": album.release_date,
@@ -98,67 +53,25 @@ def refresh_tracks(conn: psycopg.Connection, track_ids: Iterable[int]) -> None:
         conn.execute("select analytics_refresh_tracks(%s::integer[])", (ids,))
 
 
+def catalogue_upsert(conn: psycopg.Connection, tracks: Iterable[TrackRow]) -> list[tuple]:
+    """(track uri, id, completed) of each distinct track: SQL catalogue_upsert, one call."""
+    page = [_track_json(t) for t in {t.uri: t for t in tracks}.values()]
+    if not page:
+        return []
+    return conn.execute(
+        "select uri, track_id, completed from catalogue_upsert(%s)", (Jsonb(page),)
+    ).fetchall()
+
+
 def upsert_tracks(conn: psycopg.Connection, tracks: Iterable[TrackRow]) -> dict[str, int]:
     """Make sure every track with its album and artists exists; return track uri -> id.
 
-    A stored track can gain its length, album or further artists here (an export
-    import knew none of them, or only the first artist): the analytics of its plays
-    are then refreshed in the caller's transaction.
+    One round trip (sql/repeatable/20_catalogue.sql catalogue_upsert): placeholders an
+    export import created take on their identity or merge into the real rows, a stored
+    track can gain its length, album or real artists, and the analytics of its plays are
+    then refreshed, all in the caller's transaction.
     """
-    tracks = list({t.uri: t for t in tracks}.values())
-    if not tracks:
-        return {}
-    # Rows an export import created from names take on the real identity and the
-    # length and album only the Web API knows (sql/003); returns the completed ids
-    # (None from the version of sql/003 that returned void).
-    fetched = Jsonb([_track_json(t) for t in tracks])
-    completed = conn.execute("select adopt_export_placeholders(%s)", (fetched,)).fetchone()[0]
-    changed = set(completed or ())
-    artists: list[ArtistRow] = [a for t in tracks for a in t.artists]
-    albums: list[AlbumRow] = [t.album for t in tracks if t.album is not None]
-    artist_ids, _ = _upsert_keys(
-        conn, "artists", ("uri", "spotify_id", "name"),
-        ((a.uri, a.spotify_id, a.name) for a in artists),
-    )  # fmt: skip
-    album_ids, _ = _upsert_keys(
-        conn,
-        "albums",
-        ("uri", "spotify_id", "name", "album_type", "release_date", "image_url"),
-        ((a.uri, a.spotify_id, a.name, a.album_type, a.release_date, a.image_url) for a in albums),
-    )
-    track_ids, created = _upsert_keys(
-        conn,
-        "tracks",
-        (
-            "uri", "spotify_id", "name", "album_id", "duration_ms", "explicit", "is_local",
-            "isrc", "track_number", "disc_number",
-        ),
-        (
-            (
-                t.uri, t.spotify_id, t.name, album_ids.get(t.album.uri) if t.album else None,
-                t.duration_ms, t.explicit, t.is_local, t.isrc, t.track_number, t.disc_number,
-            )
-            for t in tracks
-        ),
-    )  # fmt: skip
-    links = sorted(
-        (track_ids[t.uri], pos, artist_ids[a.uri])
-        for t in tracks
-        for pos, a in enumerate(dict.fromkeys(t.artists))
-    )
-    if links:
-        tid, pos, aid = zip(*links, strict=True)
-        linked = conn.execute(
-            "insert into track_artists (track_id, position, artist_id) "
-            "select * from unnest(%s::integer[], %s::smallint[], %s::integer[]) "
-            "on conflict do nothing returning track_id",
-            (list(tid), list(pos), list(aid)),
-        ).fetchall()
-        # A track stored before this call that gained artists (usually none).
-        changed.update(key for (key,) in linked if key not in created)
-    if changed:
-        refresh_tracks(conn, changed)
-    return track_ids
+    return {uri: key for uri, key, _ in catalogue_upsert(conn, tracks)}
 
 
 def insert_plays(

@@ -25,6 +25,17 @@ SOURCE_ACCOUNT = 2
 PRECISION_MS = {SOURCE_API: 0, SOURCE_EXTENDED: 1_000, SOURCE_ACCOUNT: 60_000}
 
 
+def _lower(text: str) -> str:
+    """Lower case one character at a time, as Postgres lower() does (simple case mapping):
+    a final capital sigma becomes σ, not ς, and a dotted capital I plain i."""
+    if text.isascii():
+        return text.lower()
+    return "".join(c.lower()[0] if c.lower() else c for c in text)
+
+
 def song_key(track: str | None, artist: str | None) -> str:
-    """Same song across sources whose track ids differ: lower-cased name and primary artist."""
-    return f"{(track or '').lower()}\x1f{(artist or '').lower()}"
+    """Same song across sources whose track ids differ: lower-cased name and primary artist.
+
+    The same rule as SQL function song_key (sql/repeatable/10_history.sql); docs/import.md.
+    """
+    return f"{_lower(track or '')}\x1f{_lower(artist or '')}"

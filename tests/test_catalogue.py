@@ -1,0 +1,302 @@
+"""The catalogue write of `sync run` after an import (issue 8 point 5: whatever the import
+stored, the sync never fails on it): placeholders adopted or merged, concurrent users
+without deadlocks, real artists replacing the imported credit, one same-song rule."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from sync import analytics
+from sync.job.transform import parse_items
+from sync.store import plays as plays_store
+from sync.store.sources import song_key
+from tests.analytics_support import rebuilt_snapshot, snapshot
+from tests.conftest import add_user
+from tests.export_fakes import extended, write
+from tests.test_import import do_import
+
+T0 = datetime(2024, 5, 6, 18, 0, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+ALL = (date(2000, 1, 1), date(2100, 1, 1))
+
+
+def api_track(n: int, album: str, artists: list[str], *, album_id: str | None = None) -> dict:
+    """A Web API track `n` (same URI as export track `n`) on `album` by `artists`."""
+    album_id = album_id or "alb" + album.replace(" ", "").lower()
+    return {
+        "type": "track", "id": f"trk{n:019d}", "uri": f"spotify:track:trk{n:019d}",
+        "name": f"Song {n}", "duration_ms": 200_000, "explicit": False, "is_local": False,
+        "track_number": 1, "disc_number": 1, "external_ids": {"isrc": f"ISRC{n:08d}"},
+        "album": {"id": album_id, "uri": f"spotify:album:{album_id}", "name": album,
+                  "album_type": "album", "release_date": "2020", "images": []},
+        "artists": [{"id": "art" + a.replace(" ", "").lower(),
+                     "uri": "spotify:artist:art" + a.replace(" ", "").lower(), "name": a}
+                    for a in artists],
+    }  # fmt: skip
+
+
+def api_item(at: datetime, track: dict) -> dict:
+    return {"track": track, "played_at": at.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "context": None}
+
+
+def store(conn: psycopg.Connection, key: int, items: list[dict]) -> list[datetime]:
+    """What `sync run` does with a user's fetched plays, in one transaction."""
+    plays, _ = parse_items(items)
+    with conn.transaction():
+        new = plays_store.insert_plays(conn, key, plays)
+        analytics.refresh_days(conn, key, new)
+    return new
+
+
+def sync_plays(conn, key: int, items: list[dict]) -> list[datetime]:
+    return store(conn, key, items)
+
+
+def new_user(conn, name: str) -> int:
+    key = add_user(conn, name, f"refresh-{name}-0001")
+    conn.execute("update user_tokens set time_zone = 'UTC' where id = %s", (key,))
+    return key
+
+
+def placeholders(conn) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "select uri from artists where uri like 'spotify:export%' union all "
+        "select uri from albums where uri like 'spotify:export%' union all "
+        "select uri from tracks where uri like 'spotify:export%' order by 1")]  # fmt: skip
+
+
+def album_stats(conn, key: int) -> tuple[int, list[tuple]]:
+    """(distinct_albums, top albums as (album uri, plays)) over all time."""
+    distinct = conn.execute("select distinct_albums from listening_summary(%s, %s, %s)",
+                            (key, *ALL)).fetchone()[0]  # fmt: skip
+    top = conn.execute(
+        "select al.uri, t.plays from listening_top(%s, 3::smallint, %s, %s, 10) t "
+        "join albums al on al.id = t.entity_id order by t.rank",
+        (key, *ALL),
+    ).fetchall()
+    return distinct, top
+
+
+# -- a) concurrent first syncs after an import ----------------------------------------
+USERS = 6
+ROUNDS = 8
+SONGS = 24  # per round: 4 artists with an album each, 6 songs on each album
+
+
+def _round_songs(r: int) -> list[tuple[int, str, str, str]]:
+    """(track number, artist, featured artist, album) of round r's songs: names new in
+    every round; the featured artist is another song's first artist."""
+    return [(1000 * r + s, f"Artist {r}-{s % 4}", f"Artist {r}-{(s + 1) % 4}",
+             f"Album {r}-{s % 4}") for s in range(SONGS)]  # fmt: skip
+
+
+def test_concurrent_first_syncs_after_an_import_neither_deadlock_nor_fail(db_url, conn, tmp_path):
+    """Every user imported the same songs (placeholder artists, albums and tracks), then
+    all users' first syncs run at once, each with the songs in another order."""
+    keys = [new_user(conn, f"user{u}") for u in range(USERS)]
+    for r in range(ROUNDS):
+        songs = _round_songs(r)
+        for u, key in enumerate(keys):
+            path = write(tmp_path / f"r{r}u{u}" / "Streaming_History_Audio_2024_0.json", [
+                extended(T0 + r * DAY + timedelta(minutes=4 * i), n, artist=a, album=al)
+                for i, (n, a, _, al) in enumerate(songs)])  # fmt: skip
+            do_import(db_url, key, path)
+        assert len(placeholders(conn)) == SONGS // 6 * 2  # the artists and the albums
+        barrier = threading.Barrier(USERS, timeout=30)
+        errors: list[BaseException] = []
+
+        def sync(u: int, key: int, songs=songs, r=r, barrier=barrier, errors=errors) -> None:
+            # every user another part of the songs, in another order
+            order = [song for i, song in enumerate(songs) if (i + u) % 3]
+            order = order[u:] + order[:u]
+            if u % 2:
+                order.reverse()
+            items = [
+                api_item(T0 + (r + 0.5) * DAY + timedelta(minutes=4 * i), api_track(n, al, [a, f]))
+                for i, (n, a, f, al) in enumerate(order)
+            ]
+            try:
+                with psycopg.connect(db_url) as c:
+                    barrier.wait()
+                    store(c, key, items)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=sync, args=(u, k)) for u, k in enumerate(keys)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not any(t.is_alive() for t in threads), f"round {r}: a sync hangs"
+        assert errors == [], f"round {r}: {errors}"
+        assert placeholders(conn) == []
+        store(
+            conn,
+            keys[0],
+            [
+                api_item(T0 + (r + 0.7) * DAY + timedelta(minutes=4 * i), api_track(n, al, [a, f]))
+                for i, (n, a, f, al) in enumerate(songs)
+            ],
+        )  # the rest of them
+        # One row per real artist, album and track, each track on its album by its artist.
+        rows = conn.execute(
+            """select t.uri, al.uri, string_agg(a.uri, ',' order by ta.position)
+                 from tracks t join albums al on al.id = t.album_id
+                 join track_artists ta on ta.track_id = t.id join artists a on a.id = ta.artist_id
+                where t.uri = any(%s) group by 1, 2 order by 1""",
+            ([f"spotify:track:trk{n:019d}" for n, *_ in songs],),
+        ).fetchall()
+        assert rows == sorted(
+            (f"spotify:track:trk{n:019d}", "spotify:album:alb" + al.replace(" ", "").lower(),
+             ",".join("spotify:artist:art" + x.replace(" ", "").lower() for x in (a, f)))
+            for n, a, f, al in songs)  # fmt: skip
+        synced = SONGS * 2 // 3  # every user's share of a round's songs
+        for u, key in enumerate(keys):
+            assert conn.execute("select count(*) from listening_history where user_id = %s",
+                                (key,)).fetchone()[0] == (r + 1) * (
+                SONGS + synced + (SONGS if u == 0 else 0))  # fmt: skip
+    assert snapshot(conn, keys) == rebuilt_snapshot(conn, keys)
+
+
+# -- b) a compilation -------------------------------------------------------------------
+def test_a_compilation_imported_under_two_artists_becomes_one_album(db_url, conn, tmp_path):
+    """Two imported songs of one album with different first artists: two placeholder albums
+    that are the same real album. Synced in one run, the user's sync used to fail."""
+    key = new_user(conn, "alice")
+    write(tmp_path / "Streaming_History_Audio_2024_0.json", [
+        extended(T0, 1, artist="Artist A", album="Hits"),
+        extended(T0 + timedelta(minutes=4), 2, artist="Artist B", album="Hits"),
+    ])  # fmt: skip
+    do_import(db_url, key, tmp_path)
+    assert len(placeholders(conn)) == 4
+    day = T0 + DAY
+    sync_plays(conn, key, [api_item(day, api_track(1, "Hits", ["Artist A"])),
+                           api_item(day + timedelta(minutes=4),
+                                    api_track(2, "Hits", ["Artist B"]))])  # fmt: skip
+    assert placeholders(conn) == []
+    albums = conn.execute(
+        "select al.uri, count(t.id) from albums al left join tracks t on t.album_id = al.id "
+        "group by 1"
+    ).fetchall()
+    assert albums == [("spotify:album:albhits", 2)]
+    assert album_stats(conn, key) == (1, [("spotify:album:albhits", 4)])
+    assert snapshot(conn, [key]) == rebuilt_snapshot(conn, [key])
+
+
+# -- c) the real album and artist exist already -------------------------------------
+def test_a_placeholder_whose_real_album_exists_merges_into_it(db_url, conn, tmp_path):
+    key = new_user(conn, "alice")
+    # The sync stores song 1 of the album first ...
+    sync_plays(conn, key, [api_item(T0 + 10 * DAY, api_track(1, "Hits", ["Artist A"]))])
+    # ... then an import brings an older play of song 2 of the same album, by an artist
+    # name the catalogue does not know yet (no artist of that name: a placeholder)...
+    write(tmp_path / "Streaming_History_Audio_2024_0.json",
+          [extended(T0, 2, artist="Artist B", album="Hits")])  # fmt: skip
+    do_import(db_url, key, tmp_path)
+    # ... whose artist the sync has met meanwhile, on another song (adopting it).
+    sync_plays(conn, key, [api_item(T0 + 11 * DAY, api_track(3, "Other", ["Artist B"]))])
+    assert placeholders(conn) == ["spotify:export-album:Artist B:Hits"]
+    sync_plays(conn, key, [api_item(T0 + 12 * DAY, api_track(2, "Hits", ["Artist B"]))])
+    assert placeholders(conn) == []
+    assert conn.execute("select count(*) from albums where name = 'Hits'").fetchone()[0] == 1
+    assert conn.execute("select count(*) from artists where name = 'Artist B'").fetchone()[0] == 1
+    assert album_stats(conn, key) == (2, [("spotify:album:albhits", 3),
+                                          ("spotify:album:albother", 1)])  # fmt: skip
+    assert snapshot(conn, [key]) == rebuilt_snapshot(conn, [key])
+
+
+# -- d) the real artists replace the imported credit ----------------------------------
+def test_the_real_artists_replace_the_album_artist_the_import_credited(db_url, conn, tmp_path):
+    """The export names the album's artist; the track's own artists come from the API."""
+    key = new_user(conn, "alice")
+    write(tmp_path / "Streaming_History_Audio_2024_0.json",
+          [extended(T0, 1, artist="Various Artists", album="Hits")])  # fmt: skip
+    do_import(db_url, key, tmp_path)
+    sync_plays(conn, key, [api_item(T0 + DAY, api_track(1, "Hits", ["Singer", "Guest"]))])
+    credits = conn.execute(
+        """select ta.position, a.uri from track_artists ta join artists a on a.id = ta.artist_id
+            order by 1"""
+    ).fetchall()
+    assert credits == [(0, "spotify:artist:artsinger"), (1, "spotify:artist:artguest")]
+    # The placeholder artist credited nothing else: it is gone with its analytics.
+    assert placeholders(conn) == []
+    assert snapshot(conn, [key]) == rebuilt_snapshot(conn, [key])
+    top_artists = conn.execute(
+        "select a.uri, t.plays from listening_top(%s, 2::smallint, %s, %s, 10) t "
+        "join artists a on a.id = t.entity_id order by t.rank, 1", (key, *ALL)
+    ).fetchall()  # fmt: skip
+    assert top_artists == [("spotify:artist:artguest", 2), ("spotify:artist:artsinger", 2)]
+
+
+# -- e) one same-song rule -------------------------------------------------------------
+TRICKY = [
+    ("Hello", "ADELE"),
+    ("Déjà Vu", "BEYONCÉ"),
+    ("STRASSE", "Straße"),  # German sharp s: no single-letter upper case
+    ("İstanbul", "DİLBER"),  # Turkish dotted capital I
+    ("ΟΔΟΣ", "ΣΟΦΟΣ Σ"),  # Greek capital sigma at the end of a word
+    ("ǅ Dž", "ǈ"),  # title-case digraphs
+    ("Ꭰ Cherokee", "ﬀ ligature"),
+    ("🔥 Fire 🔥", "👩‍👩‍👧"),
+    ("", ""),
+    (None, "Artist"),
+    ("Song", None),
+    (None, None),
+]
+
+
+@pytest.mark.parametrize(("track", "artist"), TRICKY)
+def test_python_and_sql_compute_the_same_song_key(conn, track, artist):
+    sql_key = conn.execute("select song_key(%s, %s)", (track, artist)).fetchone()[0]
+    assert sql_key == song_key(track, artist)
+
+
+def test_every_sql_side_uses_the_song_key_function(conn):
+    from sync.history_import import resolve
+
+    body = conn.execute(
+        "select prosrc from pg_proc where proname = 'history_api_plays_to_insert'"
+    ).fetchone()[0]
+    for text in (body, resolve.TRACK_KEY, resolve.REF_KEY):
+        assert "song_key(" in text and "lower(" not in text, text
+
+
+# -- f) one round trip -----------------------------------------------------------------
+class Counting(psycopg.Connection):
+    statements = 0
+
+    def execute(self, *args, **kwargs):
+        type(self).statements += 1
+        return super().execute(*args, **kwargs)
+
+
+def test_the_catalogue_write_is_one_round_trip_and_reports_completed_tracks(db_url, tmp_path):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        key = new_user(conn, "alice")
+        write(tmp_path / "Streaming_History_Audio_2024_0.json",
+              [extended(T0, 1, artist="Artist A", album="Hits")])  # fmt: skip
+        do_import(db_url, key, tmp_path)
+    tracks = [api_track(n, "Hits", ["Artist A", "Artist C"]) for n in (1, 2)]
+    plays, _ = parse_items([api_item(T0 + DAY + timedelta(minutes=4 * i), t)
+                            for i, t in enumerate(tracks)])  # fmt: skip
+    page = Jsonb([plays_store._track_json(p.track) for p in plays])
+    with Counting.connect(db_url) as conn:
+        # What the function returns: every track's id, and whether a stored one changed
+        # (song 1 gains its length, album and second artist; song 2 is new).
+        with conn.transaction() as tx:
+            out = conn.execute("select uri, track_id, completed from catalogue_upsert(%s) "
+                               "order by 1", (page,)).fetchall()  # fmt: skip
+            assert [(u, c) for u, _, c in out] == [(tracks[0]["uri"], True),
+                                                   (tracks[1]["uri"], False)]  # fmt: skip
+            raise psycopg.Rollback(tx)
+        Counting.statements = 0
+        ids = plays_store.upsert_tracks(conn, [p.track for p in plays])
+        assert Counting.statements == 1
+        assert ids == dict(conn.execute("select uri, id from tracks").fetchall())
+        again = conn.execute("select completed from catalogue_upsert(%s)", (page,)).fetchall()
+        assert again == [(False,), (False,)]
