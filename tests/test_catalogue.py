@@ -284,7 +284,7 @@ def test_the_catalogue_write_is_one_round_trip_and_reports_completed_tracks(db_u
     tracks = [api_track(n, "Hits", ["Artist A", "Artist C"]) for n in (1, 2)]
     plays, _ = parse_items([api_item(T0 + DAY + timedelta(minutes=4 * i), t)
                             for i, t in enumerate(tracks)])  # fmt: skip
-    page = Jsonb([plays_store._track_json(p.track) for p in plays])
+    page = Jsonb([plays_store.track_json(p.track) for p in plays])
     with Counting.connect(db_url) as conn:
         # What the function returns: every track's id, and whether a stored one changed
         # (song 1 gains its length, album and second artist; song 2 is new).

@@ -333,6 +333,8 @@ WRITERS = [
     "analytics_refresh_tracks(integer[])",
     "analytics_rebuild(integer)",
     "revoke_execute_from_api(regprocedure[])",
+    "sync_store_user(integer, bigint, bigint, timestamptz[], text[], jsonb, jsonb, interval,"
+    " integer)",
 ]
 
 
@@ -365,6 +367,7 @@ def test_only_read_only_functions_are_executable_by_everyone(conn):
     names = {row[0].split("(")[0] for row in writes}
     assert names == {
         "catalogue_upsert",
+        "sync_store_user",
         "analytics_forget_user",
         "analytics_refresh_days",
         "analytics_rebuild",

@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from sync import analytics
 from sync.control import RunControl, Stopped
 from sync.job import tokens
 from sync.job.fetch import fetch_window
@@ -31,8 +30,7 @@ from sync.job.transform import parse_items
 from sync.redact import Redactor
 from sync.spotify.client import Forbidden, InvalidClient, RateLimited, SpotifyClient, Unauthorized
 from sync.statuses import Outcome, UserStatus, WarningCode
-from sync.store import plays as plays_store
-from sync.store import runs as runs_store
+from sync.store import outcome
 from sync.store import users as user_store
 from sync.store.runs import Candidate
 
@@ -96,12 +94,12 @@ def sync_user(
         res.status = Outcome.NEEDS_REAUTH
         res.warn(WarningCode.NEEDS_SIGN_IN, "needs to sign in again (python -m sync login); "
                  "not synced")  # fmt: skip
-        _finish(conn, run_id, holder, res, claimed=False)
+        _finish(conn, run_id, holder, res)
         return res
     claim = user_store.claim(conn, user.key, holder, LEASE)
     if claim.user is None:
         _not_claimed(res, claim, user, ctx.now())
-        _finish(conn, run_id, holder, res, claimed=False)
+        _finish(conn, run_id, holder, res)
         return res
     state = claim.user
     who = ctx.name(user.key, user.user_id)
@@ -142,39 +140,34 @@ def sync_user(
             "possible gap: all 50 plays in Spotify's window are new, so older plays since the "
             "last sync may be lost (sync more often, or import your Spotify data export)",
         )
-    with conn.transaction() as tx:
-        new_times = plays_store.insert_plays(conn, user.key, plays)
-        analytics.refresh_days(conn, user.key, new_times)
-        res.new_tracks = len(new_times)
-        if ctx.options.dry_run:
-            raise psycopg.Rollback(tx)  # dry run: count what would be new, write nothing
-    _finish(conn, run_id, holder, res, claimed=True)
+    if ctx.options.dry_run:  # count what would be new, write nothing
+        with conn.transaction() as tx:
+            res.new_tracks = len(outcome.save(conn, user.key, holder, None, _row(res), plays))
+            raise psycopg.Rollback(tx)
+        _finish(conn, run_id, holder, res)
+    else:
+        new = outcome.save(conn, user.key, holder, run_id, _row(res), plays, LEASE)
+        res.new_tracks = len(new)
     return res
 
 
-def _finish(
-    conn: psycopg.Connection, run_id: int | None, holder: int, res: UserResult, *, claimed: bool
-) -> None:
-    """Record the outcome and give the user back, in one transaction."""
-    with conn.transaction():
-        if run_id is not None:
-            runs_store.record_user_result(
-                conn,
-                run_id,
-                res.key,
-                status=res.status,
-                started_at=res.started_at,
-                fetched=res.fetched,
-                new_tracks=res.new_tracks,
-                skipped_items=res.skipped_items,
-                possible_gap=res.possible_gap,
-                error_class=res.error_class,
-                error=res.error,
-                warnings=[n.text for n in res.warnings],
-                alive_for=LEASE,
-            )
-        if claimed:
-            user_store.release(conn, res.key, holder)
+def _row(res: UserResult) -> dict:
+    """The sync_run_users columns of a result, as sync_store_user reads them."""
+    return {
+        "status": str(res.status),
+        "started_at": res.started_at.isoformat() if res.started_at else None,
+        "fetched": res.fetched,
+        "skipped_items": res.skipped_items,
+        "possible_gap": res.possible_gap,
+        "error_class": res.error_class,
+        "error": res.error,
+        "warnings": [n.text for n in res.warnings],
+    }
+
+
+def _finish(conn: psycopg.Connection, run_id: int | None, holder: int, res: UserResult) -> None:
+    """Record an outcome without plays and give the user back: one statement."""
+    outcome.save(conn, res.key, holder, run_id, _row(res), (), LEASE)
 
 
 def _describe(exc: BaseException) -> tuple[str, str]:
@@ -310,7 +303,7 @@ def _record_failure(conns: _Connections, run_id: int | None, holder: int, res: U
         conn = None
         try:
             conn = conns.get()
-            _finish(conn, run_id, holder, res, claimed=True)
+            _finish(conn, run_id, holder, res)
             return
         except psycopg.Error as exc:
             if not _connection_lost(conn, exc):

@@ -25,7 +25,7 @@ def newest_played_at(conn: psycopg.Connection, key: int) -> datetime | None:
     return row[0]
 
 
-def _track_json(t: TrackRow) -> dict:
+def track_json(t: TrackRow) -> dict:
     """One track as catalogue_upsert reads it (dataclasses.asdict is slow)."""
     album = t.album
     return {
@@ -55,7 +55,7 @@ def refresh_tracks(conn: psycopg.Connection, track_ids: Iterable[int]) -> None:
 
 def catalogue_upsert(conn: psycopg.Connection, tracks: Iterable[TrackRow]) -> list[tuple]:
     """(track uri, id, completed) of each distinct track: SQL catalogue_upsert, one call."""
-    page = [_track_json(t) for t in {t.uri: t for t in tracks}.values()]
+    page = [track_json(t) for t in {t.uri: t for t in tracks}.values()]
     if not page:
         return []
     return conn.execute(

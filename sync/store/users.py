@@ -36,6 +36,10 @@ _USER_COLUMNS = (
 )
 
 
+def _prefixed(alias: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in _USER_COLUMNS.split(","))
+
+
 def load_user(conn: psycopg.Connection, key: int) -> User | None:
     """The user's current row (None when it was deleted)."""
     row = conn.execute(f"select {_USER_COLUMNS} from user_tokens where id = %s", (key,)).fetchone()
@@ -71,11 +75,15 @@ def claim(conn: psycopg.Connection, key: int, holder: int, lease: timedelta) -> 
     after a dropped connection), an expired one is taken over.
     """
     row = conn.execute(
-        f"""with claimed as (
-               update user_tokens set lease_run = %(holder)s, lease_until = now() + %(lease)s
+        f"""with target as (
+               select id from user_tokens
                 where id = %(key)s and status = 'active'
                   and (lease_until is null or lease_until < now() or lease_run = %(holder)s)
-               returning {_USER_COLUMNS})
+                  for update skip locked),  -- an import or removal holds it: busy, no wait
+           claimed as (
+               update user_tokens u set lease_run = %(holder)s, lease_until = now() + %(lease)s
+                 from target where u.id = target.id
+               returning {_prefixed("u")})
             select c.*, u.status, u.lease_until,
                    (select max(played_at) from listening_history where user_id = %(key)s)
               from (select 1) one
