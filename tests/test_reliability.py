@@ -147,6 +147,27 @@ def test_dropped_connections_fail_no_user_and_the_run_is_recorded(run, spotify, 
     )
 
 
+def test_a_rotated_token_survives_a_connection_lost_before_its_save(run, spotify, conn):
+    x = add_user(conn, "xavier", "refresh-x-0001")
+    spotify.add_user("xavier", "refresh-x-0001", window(NEWEST, 4))
+    spotify.rotate.add("xavier")
+    dropped = []
+
+    def drop_while_spotify_answers(sent: str) -> None:
+        if not dropped:
+            dropped.append(sent)
+            _drop_job_connections(conn)  # the save that follows finds its connection gone
+
+    spotify.before_token = drop_while_spotify_answers
+    result = run("run", "--json")
+    assert result.code == 0, result.err
+    assert "saving it on a new one" in result.err
+    assert result.report["users"][0]["new_tracks"] == 4
+    stored = _user(conn, x)
+    assert stored[1] == "active" and stored[0] in spotify.refresh_tokens  # Spotify's live one
+    assert spotify.token_requests == ["refresh-x-0001"]  # the dead token was never sent again
+
+
 def test_a_user_held_for_hours_by_another_run_is_a_warning_with_exit_1(run, spotify, conn):
     x = add_user(conn, "xavier", "refresh-x-0001")
     conn.execute("update user_tokens set created_at = now() - interval '5 hours'")

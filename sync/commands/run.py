@@ -137,7 +137,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings, redactor: Redactor) ->
         run_id = opened.run_id if opened else None
 
         def exit_now() -> None:
-            _close_run(url, conn, run_id, RunStatus.INTERRUPTED, None)
+            close_run(url, conn, run_id, RunStatus.INTERRUPTED, None)
             os._exit(130)
 
         def name(key: int, user_id: str) -> str:
@@ -154,14 +154,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings, redactor: Redactor) ->
         finally:
             signals.restore()
             if result is None:  # a bug, not a user's trouble: still leave a true record
-                _close_run(url, conn, run_id, RunStatus.FAILED, None)
+                close_run(url, conn, run_id, RunStatus.FAILED, None)
         result.interrupted = bool(signals.received)
         result.killed_runs = opened.killed if opened else []
         if result.interrupted:
             status = RunStatus.INTERRUPTED
         else:
             status = RunStatus.FAILED if result.exit_code else RunStatus.OK
-        conn = _close_run(url, conn, run_id, status, result)
+        conn = close_run(url, conn, run_id, status, result)
         details = ""  # listening details only when the owner opts in (SYNC_SUMMARY_DETAILS)
         if settings.summary_details and settings.step_summary_path and conn is not None:
             details = analytics.summary_section(
@@ -183,7 +183,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings, redactor: Redactor) ->
     return result.exit_code
 
 
-def _close_run(
+def close_run(
     url: str,
     conn: psycopg.Connection | None,
     run_id: int | None,

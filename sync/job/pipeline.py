@@ -228,12 +228,29 @@ def run_sync(
 
     def attempt(user: Candidate) -> UserResult:
         res = UserResult(user.key, user.user_id, started_at=ctx.now())
+        pending: tokens.PendingTokens | None = None
         for try_no in (1, 2):
             conn = None
             try:
                 control.check()
                 conn = conns.get()
+                if pending is not None:  # Spotify's rotated token first, before anything
+                    with control.critical():
+                        tokens.save_pending(conn, pending)
+                    pending = None
                 return sync_user(conn, ctx, user, holder, run_id)
+            except tokens.TokensNotSaved as exc:
+                pending = exc.pending
+                if try_no == 1:
+                    who = ctx.name(user.key, user.user_id)
+                    log.warning("%s: database connection lost before the refreshed token was "
+                                "saved; saving it on a new one", who)  # fmt: skip
+                    continue
+                res.status, res.error_class = Outcome.FAILED, "TokensNotSaved"
+                res.error = (
+                    "Spotify refreshed the token but the database went away twice before it "
+                    "was saved; if the next run reports invalid_grant, sign in again"
+                )
             except Stopped as exc:
                 res.status, res.error = Outcome.SKIPPED, exc.reason
             except RateLimited as exc:  # per app: the client stopped the run for everyone

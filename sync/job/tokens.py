@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import psycopg
 
-from sync.spotify.client import InvalidGrant, SpotifyClient
+from sync.spotify.client import InvalidGrant, SpotifyClient, TokenResponse
 from sync.statuses import UserStatus
 from sync.store import users as user_store
 from sync.store.users import User
@@ -69,15 +69,13 @@ def refresh_access_token(
         protect(answer.access_token)
         if answer.refresh_token:
             protect(answer.refresh_token)
-        saved = user_store.save_tokens(
-            conn,
-            user.key,
-            user.refresh_token,
-            answer.access_token,
-            now + timedelta(seconds=answer.expires_in),
-            answer.refresh_token,
-            answer.scope,
-        )
+        pending = PendingTokens(user.key, user.refresh_token, answer, now)
+        try:
+            saved = save_pending(conn, pending)
+        except psycopg.OperationalError as exc:
+            # Spotify may have rotated: the old refresh token is dead and the new one
+            # exists only here. Keep it for the caller to store on a new connection.
+            raise TokensNotSaved(pending) from exc
         if saved:
             return answer.access_token, replace(
                 user,
@@ -88,6 +86,38 @@ def refresh_access_token(
         # token Spotify just gave is still good for this run's reads.
         return answer.access_token, _current(conn, user)
     raise NeedsReauth("Spotify refused the stored refresh token too")
+
+
+@dataclass(frozen=True)
+class PendingTokens:
+    """Tokens Spotify handed out that are not stored yet (the write failed)."""
+
+    key: int
+    used_refresh_token: str = field(repr=False)
+    answer: TokenResponse = field(repr=False)
+    received_at: datetime
+
+
+class TokensNotSaved(Exception):
+    """The database went away between Spotify's answer and its save; `pending` holds it."""
+
+    def __init__(self, pending: PendingTokens):
+        super().__init__("the refreshed tokens could not be saved (database connection lost)")
+        self.pending = pending
+
+
+def save_pending(conn: psycopg.Connection, pending: PendingTokens) -> bool:
+    """Store refreshed tokens, compare-and-set on the refresh token used (see save_tokens)."""
+    answer = pending.answer
+    return user_store.save_tokens(
+        conn,
+        pending.key,
+        pending.used_refresh_token,
+        answer.access_token,
+        pending.received_at + timedelta(seconds=answer.expires_in),
+        answer.refresh_token,
+        answer.scope,
+    )
 
 
 def _current(conn: psycopg.Connection, user: User) -> User:
