@@ -22,7 +22,7 @@ from sync.store import users as user_store
 from tests.conftest import add_user
 from tests.spotify_fakes import window
 from tests.standin import Standin
-from tests.sync_helpers import FakeTime, make_client
+from tests.sync_helpers import FakeTime, make_client, rate_limited
 
 ROOT = Path(__file__).resolve().parent.parent
 NEWEST = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -111,6 +111,26 @@ def test_a_user_removed_after_the_run_started_is_skipped_and_keeps_no_tokens(spo
     ]
     assert spotify.token_requests == []
     assert _user(conn, x) == (None, "removed", None)
+
+
+# -- 2. the time budget bounds the whole run ------------------------------------------------
+def test_a_long_retry_after_ends_the_run_within_its_budget(run, spotify, conn):
+    for name in ("ann", "ben", "cat"):
+        add_user(conn, name, f"refresh-{name}-0001")
+        spotify.add_user(name, f"refresh-{name}-0001", window(NEWEST, 2, start_n=len(name)))
+    spotify.data_queue["ann"] = [rate_limited(3600)]
+    result = run("run", "--json", "--concurrency", "1", "--time-budget", "20s")
+    assert result.code == 1
+    assert run.time.now - 1000.0 < 20  # the fake clock: nobody waited out the hour
+    report = result.report
+    assert [u["status"] for u in report["users"]] == ["skipped", "skipped", "skipped"]
+    assert all("Retry-After 3600" in u["error"] for u in report["users"])
+    assert report["stopped"].startswith("Spotify rate-limits this app (429, Retry-After 3600")
+    assert "run stopped early: Spotify rate-limits this app" in result.err
+    assert conn.execute("select count(*) from listening_history").fetchone() == (0,)
+    assert conn.execute(
+        "select count(*) from user_tokens where lease_run is not null"
+    ).fetchone() == (0,)
 
 
 # -- 4. database trouble ------------------------------------------------------------------
