@@ -201,6 +201,14 @@ def test_a_user_held_for_hours_by_another_run_is_a_warning_with_exit_1(run, spot
     assert "::error" not in result.err  # not in Actions: no workflow commands
 
 
+def test_run_refuses_a_transaction_pooler_url(run):
+    run.env(DATABASE_URL="postgresql://postgres.abc:pw@aws-0-eu.pooler.supabase.com:6543/postgres")
+    result = run("run")
+    assert result.code == 2
+    assert "port 6543, Supabase's transaction pooler" in result.err
+    assert "pw" not in result.err.replace("pooler", "")
+
+
 # -- 3. killed runs and signals -------------------------------------------------------------
 def test_a_killed_run_is_closed_by_the_next_one(run, spotify, conn):
     conn.execute(

@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
+from urllib.parse import urlparse
 
 import psycopg
 
@@ -36,6 +37,7 @@ from sync.store.runs import Candidate
 log = logging.getLogger(__name__)
 
 _TOTALS = ("users_total", "users_synced", "users_failed", "users_skipped", "tracks_added")
+TRANSACTION_POOLER_PORT = 6543
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 NO_USERS = (
     "no users to sync yet: sign in with python -m sync login (or python -m sync setup) "
@@ -101,7 +103,21 @@ class _Signals:
                   file=sys.stderr, flush=True)  # fmt: skip
 
 
+def refuse_transaction_pooler(database_url: str | None) -> None:
+    """Port 6543 is Supabase's transaction pooler, which breaks migrate's session lock."""
+    try:
+        port = urlparse(database_url or "").port
+    except ValueError:
+        return  # a malformed URL gets its own error when connecting
+    if port == TRANSACTION_POOLER_PORT:
+        raise UserError(
+            "DATABASE_URL uses port 6543, Supabase's transaction pooler, which breaks the "
+            "schema lock: use the Session pooler string (port 5432) from Connect in Supabase"
+        )
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:
+    refuse_transaction_pooler(settings.database_url)
     url = db.database_url(settings)
     control = RunControl(args.time_budget)
     with db.open_database(settings) as conn:
