@@ -32,6 +32,7 @@ from sync.names import alias
 from sync.redact import Redactor
 from sync.spotify.client import InvalidClient, SpotifyClient, SpotifyError, TemporaryError
 from sync.spotify.oauth import SCOPES, parse_redirect_uri
+from sync.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -309,12 +310,15 @@ def check_users(conn: psycopg.Connection, now: datetime, show_ids: bool = False)
                 Check(
                     WARN,
                     name,
-                    f"{detail}; refresh token expires in {days} days ({expires:%Y-%m-%d})",
+                    f"{detail}; refresh token expires in {plural(days, 'day')} "
+                    f"({expires:%Y-%m-%d})",
                     login_fix,
                 )
             )
         else:
-            checks.append(Check(OK, name, f"{detail}; refresh token good for {days} more days"))
+            checks.append(
+                Check(OK, name, f"{detail}; refresh token good for {plural(days, 'more day')}")
+            )
     return checks
 
 
@@ -363,7 +367,9 @@ def check_last_run(conn: psycopg.Connection, now: datetime) -> Check:
     where = f"; details: {run_url}" if run_url else ""
     if status == "ok":
         return Check(
-            OK, name, f"{summary}: ok, {synced} of {total} users synced, {added} new plays"
+            OK,
+            name,
+            f"{summary}: ok, {synced} of {total} users synced, {plural(added, 'new play')}",
         )
     if status == "failed":
         kinds = ", ".join(f"{n} {kind}" for kind, n in failures) or "see the log"
@@ -391,7 +397,7 @@ def _ago(delta: timedelta) -> str:
         return f"{seconds // 60} min"
     if seconds < 2 * 86400:
         return f"{seconds // 3600} h"
-    return f"{seconds // 86400} days"
+    return plural(seconds // 86400, "day")
 
 
 # -- all together ----------------------------------------------------------------
@@ -452,7 +458,10 @@ def run_doctor(env: Mapping[str, str], out: TextIO, **kwargs) -> int:
     failed = sum(c.status == FAIL for c in checks)
     warned = sum(c.status == WARN for c in checks)
     if failed:
-        out.write(f"doctor: {failed} problem(s) block syncing ({warned} warning(s))\n")
+        verb = "blocks" if failed == 1 else "block"
+        out.write(
+            f"doctor: {plural(failed, 'problem')} {verb} syncing ({plural(warned, 'warning')})\n"
+        )
     else:
-        out.write(f"doctor: nothing blocks syncing ({warned} warning(s))\n")
+        out.write(f"doctor: nothing blocks syncing ({plural(warned, 'warning')})\n")
     return 1 if failed else 0

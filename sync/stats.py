@@ -15,6 +15,7 @@ import psycopg
 
 from sync.errors import UserError
 from sync.store.users import UserRef
+from sync.text import plural
 
 TOP_N = 10
 CHART_DAYS = 30
@@ -190,15 +191,15 @@ def render_stats(s: Stats) -> str:
             share = round(100 * s.estimated_ms / s.listening_ms) if s.listening_ms else 0
             estimated = f"  ({share}% estimated: API plays carry no listening time)"
         out += [
-            f"  Plays           {s.plays:,} on {s.days_listened:,} of {total_days:,} days",
+            f"  Plays           {s.plays:,} on {s.days_listened:,} of {plural(total_days, 'day')}",
             f"  Listening time  {duration(s.listening_ms)}{estimated}",
             f"  Distinct        {s.distinct_tracks:,} tracks · {s.distinct_artists:,} artists"
             f" · {s.distinct_albums:,} albums",
         ]
-    longest = f"longest {s.longest_streak:,} days"
+    longest = f"longest {plural(s.longest_streak, 'day')}"
     if s.longest_start and s.longest_end:
         longest += f" ({s.longest_start:%Y-%m-%d} – {s.longest_end:%Y-%m-%d})"
-    out += [f"  Streak          current {s.current_streak:,} days · {longest}", ""]
+    out += [f"  Streak          current {plural(s.current_streak, 'day')} · {longest}", ""]
 
     if s.top_artists:
         out.append(f"Top artists{'':{NAME_WIDTH - 6}}plays        time")

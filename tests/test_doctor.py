@@ -148,7 +148,7 @@ def test_healthy_setup_is_all_ok_and_exits_0(db_url, conn, standin):
     assert "client credentials accepted" in out
     assert "refresh token good for 171 more days" in out
     assert "40 min ago" in out and "ok, 1 of 1 users synced" in out
-    assert lines[-1] == "doctor: nothing blocks syncing (0 warning(s))"
+    assert lines[-1] == "doctor: nothing blocks syncing (0 warnings)"
     assert ("POST", "/api/token") in standin.state.requests
     assert CLIENT_SECRET not in out
 

@@ -37,7 +37,7 @@ def test_migrate_command_applies_everything_once(monkeypatch, capsys, tmp_path, 
     versions = [v for v, _ in schema.migrations()]
     first = run("migrate")
     assert first.code == 0, first.err
-    assert first.out.strip() == f"applied {len(versions)} migration(s): {', '.join(versions)}"
+    assert first.out.strip() == f"applied {len(versions)} migrations: {', '.join(versions)}"
     second = run("migrate")
     assert second.code == 0
     assert second.out.strip() == "schema is up to date"

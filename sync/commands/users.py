@@ -14,6 +14,7 @@ from sync.errors import UserError
 from sync.names import alias
 from sync.store import plays as plays_store
 from sync.store import users as user_store
+from sync.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,12 @@ def cmd_remove_user(
         who = f"{name} (Spotify user {user_id})" if name != user_id else name
         if args.keep_history:
             if status == "removed":
-                say(f"{name} is already removed; its {plays} plays are kept.")
+                say(f"{name} is already removed; its {plural(plays, 'play')} kept.")
                 return 0
-            what = (f"Remove {who}: erase its tokens and stop syncing it; its {plays} plays "
-                    "and statistics stay.")  # fmt: skip
+            what = (f"Remove {who}: erase its tokens and stop syncing it; its "
+                    f"{plural(plays, 'play')} and statistics stay.")  # fmt: skip
         else:
-            what = (f"Remove {who} and delete its {plays} plays and statistics. "
+            what = (f"Remove {who} and delete its {plural(plays, 'play')} and statistics. "
                     "This cannot be undone.")  # fmt: skip
         if not args.yes:
             say(what)
@@ -97,10 +98,10 @@ def cmd_remove_user(
         with conn.transaction():
             deleted = user_store.remove_user(conn, key, args.keep_history)
     if args.keep_history:
-        say(f"Removed {name}: tokens erased, no longer synced; {plays} plays kept. "
+        say(f"Removed {name}: tokens erased, no longer synced; {plural(plays, 'play')} kept. "
             "python -m sync login as that account resumes syncing.")  # fmt: skip
     else:
-        say(f"Removed {name} and its {deleted} plays.")
+        say(f"Removed {name} and its {plural(deleted, 'play')}.")
     say("The user can also revoke the app's access on Spotify's side: account page > "
         "Manage apps.")  # fmt: skip
     return 0

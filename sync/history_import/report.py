@@ -16,6 +16,7 @@ from sync.history_import.parse import (
     SKIP_NO_SLOT,
     SKIP_REASONS,
 )
+from sync.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,6 @@ SKIP_LABEL = {
 }
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
-
-
 def _skips(counts: Counter) -> str:
     parts = [f"{SKIP_LABEL[r]} {counts[r]:,}" for r in SKIP_REASONS if counts.get(r)]
     return f"{sum(counts.values()):,} skipped" + (f" ({', '.join(parts)})" if parts else "")
@@ -105,7 +102,7 @@ def report_lines(result: ImportResult, who: str) -> list[str]:
     rate = result.total("entries") / result.duration_s if result.duration_s else 0.0
     lines.append(
         f"imported {', '.join(kinds) or 'nothing'} for {who}: "
-        f"{_plural(len(result.files), 'file')}, "
+        f"{plural(len(result.files), 'file')}, "
         f"{result.total('entries'):,} entries read, {result.total('new'):,} new plays, "
         f"{result.total('matched'):,} synced plays gained ms_played, "
         f"{result.total('already'):,} already stored"
