@@ -33,6 +33,7 @@ from sync.redact import Redactor
 from sync.spotify.client import InvalidClient, SpotifyClient, SpotifyError, TemporaryError
 from sync.spotify.oauth import SCOPES, parse_redirect_uri
 from sync.text import plural
+from sync.urlcheck import database_url_problem, unquote
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
 STALE_AFTER = timedelta(hours=2)  # hourly schedule + GitHub's delays
 EXPIRY_WARN_DAYS = 30
 _SPOTIFY_KEY = re.compile(r"^[0-9a-f]{32}$")
-_PLACEHOLDER = re.compile(r"\[?YOUR[-_ ]PASSWORD\]?", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -60,17 +60,13 @@ class Check:
 # -- settings (pure) --------------------------------------------------------------------
 def check_settings(env: Mapping[str, str]) -> tuple[list[Check], Settings | None]:
     """Each setting present and well formed. Returns the settings when they load at all."""
-    if _PLACEHOLDER.search(env.get("DATABASE_URL", "")):  # Supabase's copy-paste template
+    url = unquote(env.get("DATABASE_URL", ""))
+    problem = database_url_problem(url) if url else None
+    if problem:  # said here as every command says it; the other settings are still checked
         others = {k: v for k, v in env.items() if k not in ("DATABASE_URL", "GITHUB_ACTIONS")}
         rest, _ = check_settings(others)
-        placeholder = Check(
-            FAIL,
-            "DATABASE_URL",
-            "still holds Supabase's YOUR-PASSWORD placeholder",
-            "replace it with the database password (Supabase: Project Settings > Database "
-            "> Reset database password)",
-        )
-        return [placeholder, *(c for c in rest if c.name != "DATABASE_URL")], None
+        url_check = Check(FAIL, "DATABASE_URL", problem.detail, problem.fix)
+        return [url_check, *(c for c in rest if c.name != "DATABASE_URL")], None
     try:
         settings = load_settings(env)
     except UserError as exc:
@@ -440,8 +436,9 @@ def diagnose(
 
 def _redactor(env: Mapping[str, str]) -> Redactor:
     redactor = Redactor()
-    url = env.get("DATABASE_URL", "").strip()
-    for value in (env.get("SPOTIFY_CLIENT_SECRET", "").strip(), url, url and url_password(url)):
+    url = unquote(env.get("DATABASE_URL", ""))
+    secret = unquote(env.get("SPOTIFY_CLIENT_SECRET", ""))
+    for value in (secret, url, url and url_password(url), env.get("DATABASE_URL")):
         redactor.protect(value or None)
     return redactor
 

@@ -326,3 +326,12 @@ def test_user_option_limits_the_run(run, spotify, conn):
     result = run("run", "--json", "--user", "bob")
     assert [u["user_id"] for u in result.report["users"]] == ["user-2"]
     assert spotify.token_requests == ["refresh-bob-0001"]
+
+
+def test_database_url_placeholder_is_named_by_every_command_and_in_actions(bare):
+    bare.env(DATABASE_URL="postgresql://postgres.abc:[YOUR-PASSWORD]@h.example:5432/postgres")
+    for argv in (("run",), ("users",), ("migrate",), ("stats",)):
+        line = _one_line_error(bare(*argv))
+        assert "still holds Supabase's [YOUR-PASSWORD] placeholder" in line, argv
+    bare.actions()
+    assert "[YOUR-PASSWORD] placeholder" in _one_line_error(bare("run"))

@@ -99,7 +99,8 @@ def test_common_supabase_mistakes_fail(url, words):
 def test_unparseable_settings_are_reported_not_crashed():
     checks, settings = check_settings({"DATABASE_URL": "mysql://u@h/db"})
     assert settings is None
-    assert checks[0].status == FAIL and "postgresql://" in checks[0].detail
+    assert (checks[0].status, checks[0].name) == (FAIL, "DATABASE_URL")
+    assert "postgresql://" in checks[0].fix
 
 
 def test_actions_without_database_url_names_the_secret():
@@ -109,14 +110,14 @@ def test_actions_without_database_url_names_the_secret():
 
 def test_embedded_database_and_odd_values_warn_only():
     checks, _ = check_settings({
-        "SPOTIFY_CLIENT_ID": '"' + CLIENT_ID + '"', "SPOTIFY_CLIENT_SECRET": CLIENT_SECRET,
+        "SPOTIFY_CLIENT_ID": CLIENT_ID[:-1], "SPOTIFY_CLIENT_SECRET": '"' + CLIENT_SECRET + '"',
         "SPOTIFY_REDIRECT_URI": "http://localhost:8888/callback",
     })  # fmt: skip
     statuses = {c.name: c.status for c in checks}
     assert statuses == {
         "DATABASE_URL": WARN,  # embedded: fine locally, not for Actions
-        "SPOTIFY_CLIENT_ID": WARN,  # quoted
-        "SPOTIFY_CLIENT_SECRET": OK,
+        "SPOTIFY_CLIENT_ID": WARN,  # truncated copy
+        "SPOTIFY_CLIENT_SECRET": OK,  # surrounding quotes are dropped, as every command does
         "SPOTIFY_REDIRECT_URI": WARN,  # localhost: only login cares
     }
 
@@ -282,7 +283,7 @@ def test_doctor_subprocess_exit_codes_and_no_secrets(db_url, conn, standin):
 
     broken = run({"DATABASE_URL": "mysql://u:hunter2-secret@h/db"})
     assert broken.returncode == 1, broken.stderr
-    assert broken.stdout.startswith("FAIL  settings: DATABASE_URL is not a valid connection")
+    assert broken.stdout.startswith("FAIL  DATABASE_URL: is not a valid connection string")
     assert "hunter2-secret" not in broken.stdout + broken.stderr
     add_user(conn, "alice", authorized_at=datetime.now(UTC) - timedelta(days=1))
     add_run(conn, datetime.now(UTC) - timedelta(minutes=3))
