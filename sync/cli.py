@@ -161,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     agg.add_argument("--full", action="store_true", help="rebuild everything from scratch")
     agg.set_defaults(func=_lazy("aggregate", "cmd_aggregate"))
 
+    dbp = sub.add_parser("db", help="the embedded database: connection string, stop")
+    db_sub = dbp.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
+    db_sub.required = True
+    db_sub.add_parser("url", help="print its connection string; keep it running").set_defaults(
+        func=_lazy("db", "cmd_db_url")
+    )
+    db_sub.add_parser("stop", help="stop it (after db url)").set_defaults(
+        func=_lazy("db", "cmd_db_stop")
+    )
+
     stats = sub.add_parser("stats", help="print listening statistics in the terminal")
     stats.add_argument("--user", metavar="ID", help="Spotify user id (default: the only user)")
     stats.add_argument("--period", default="4w", metavar="P", help="4w, 6m, 1y, all or YYYY")

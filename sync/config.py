@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from sync.datadir import expand
 from sync.errors import ConfigError
 from sync.urlcheck import database_url_problem, unquote
 
@@ -118,7 +119,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redirect_uri=env.get("SPOTIFY_REDIRECT_URI", "").strip() or DEFAULT_REDIRECT_URI,
         show_user_ids=_bool(env, "SYNC_SHOW_USER_IDS"),
         summary_details=_bool(env, "SYNC_SUMMARY_DETAILS"),
-        data_dir=Path(env.get("SYNC_DATA_DIR", "").strip() or ".data"),
+        data_dir=expand(env.get("SYNC_DATA_DIR", "").strip() or ".data"),
         in_github_actions=in_actions,
         step_summary_path=env.get("GITHUB_STEP_SUMMARY") or None,
         run_url=run_url,
