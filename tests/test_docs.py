@@ -10,7 +10,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "docs" / "benchmarks.md"
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # a table row holding a measured time or size: "24 ms", "4.1-4.5 s", "62 MB", "83.7 (heap"
-FIGURE = re.compile(r"\d+(?:\.\d+)?(?:-\d+(?:\.\d+)?)? ?(?:ms|MB|entries/s)\b|\d+(?:\.\d+)?-\d+(?:\.\d+)? s\b|\d+\.\d+ s\b|\d+\.\d+ \(heap")
+FIGURE = re.compile(
+    r"\d+(?:\.\d+)?(?:-\d+(?:\.\d+)?)? ?(?:ms|MB|entries/s)\b"  # 24 ms, 62 MB
+    r"|\d+(?:\.\d+)?-\d+(?:\.\d+)? s\b|\d+\.\d+ s\b"  # 4.1-4.5 s, 0.31 s
+    r"|\d+\.\d+ \(heap"
+)
 
 
 def figure_rows(page: Path) -> list[str]:
