@@ -173,7 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     stats = sub.add_parser("stats", help="print listening statistics in the terminal")
     stats.add_argument("--user", metavar="ID", help="Spotify user id (default: the only user)")
-    stats.add_argument("--period", default="4w", metavar="P", help="4w, 6m, 1y, all or YYYY")
+    stats.add_argument(
+        "--period",
+        default="4w",
+        metavar="P",
+        help="7d, 4w (default), 6m, 12m or 1y, all, or a year like 2025",
+    )
     stats.set_defaults(func=_lazy("stats", "cmd_stats"))
     return parser  # fmt: skip
 

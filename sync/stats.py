@@ -101,9 +101,16 @@ def load_stats(
     ).fetchone()
     (s.plays, s.listening_ms, s.estimated_ms, s.days_listened, s.distinct_tracks,
      s.distinct_artists, s.distinct_albums) = row  # fmt: skip
-    s.current_streak, _, s.longest_streak, s.longest_start, s.longest_end = conn.execute(
-        "select * from listening_streak(%s, %s, %s)", (k, user.time_zone, today)
-    ).fetchone()
+    if period.key.isdigit():  # that year's streaks, as of its last day (or today)
+        days = [d for (d,) in conn.execute(
+            "select day from listening_days where user_id = %s and day between %s and %s",
+            (k, period.first_day, period.last_day))]  # fmt: skip
+        streak = streaks(days, min(today, period.last_day))
+        s.current_streak, s.longest_streak, s.longest_start, s.longest_end = streak
+    else:
+        s.current_streak, _, s.longest_streak, s.longest_start, s.longest_end = conn.execute(
+            "select * from listening_streak(%s, %s, %s)", (k, user.time_zone, today)
+        ).fetchone()
     s.top_artists = conn.execute(
         """select a.name, t.plays, t.listening_ms
              from listening_top(%s, 2::smallint, %s, %s, %s) t
@@ -150,6 +157,23 @@ def load_stats(
     return s
 
 
+def streaks(days: list[date], today: date) -> tuple[int, int, date | None, date | None]:
+    """(current, longest, longest start, longest end) runs of consecutive days, as
+    listening_streak() counts them: the current run ends today or yesterday."""
+    current = longest = 0
+    start = end = run_start = None
+    previous = None
+    for day in sorted(days):
+        run_start = day if previous is None or day != previous + timedelta(days=1) else run_start
+        length = (day - run_start).days + 1
+        if length >= longest:
+            longest, start, end = length, run_start, day
+        previous = day
+    if previous is not None and previous >= today - timedelta(days=1):
+        current = (previous - run_start).days + 1
+    return current, longest, start, end
+
+
 # -- rendering (pure) -------------------------------------------------------------
 def duration(ms: int) -> str:
     minutes = int(ms) // 60_000
@@ -177,6 +201,20 @@ def shade(value: int, top: int) -> str:
     return SHADES[min(4, 1 + (4 * value - 1) // top)]
 
 
+def _chart(days: list[tuple[date, int, int]]) -> list[str]:
+    """The last days' minutes as bars; one line when there were no plays at all."""
+    out = [f"Last {CHART_DAYS} days (minutes listened)"]
+    if not any(plays for _, plays, _ in days):
+        return [*out, f"  No plays in the last {CHART_DAYS} days.", ""]
+    top_ms = max(ms for _, _, ms in days)
+    for day, _plays, ms in days:
+        minutes = int(ms) // 60_000
+        out.append(
+            f"  {WEEKDAYS[day.weekday()]} {day:%m-%d}  {bar(ms, top_ms):<{BAR_WIDTH}} {minutes:>5,}"
+        )
+    return [*out, ""]
+
+
 def render_stats(s: Stats) -> str:
     p = s.period
     span = f"{p.first_day:%Y-%m-%d} – {p.last_day:%Y-%m-%d}"
@@ -199,7 +237,8 @@ def render_stats(s: Stats) -> str:
     longest = f"longest {plural(s.longest_streak, 'day')}"
     if s.longest_start and s.longest_end:
         longest += f" ({s.longest_start:%Y-%m-%d} – {s.longest_end:%Y-%m-%d})"
-    out += [f"  Streak          current {plural(s.current_streak, 'day')} · {longest}", ""]
+    now = "current" if p.last_day >= s.today else f"at the end of {p.key}"
+    out += [f"  Streak          {now} {plural(s.current_streak, 'day')} · {longest}", ""]
 
     if s.top_artists:
         out.append(f"Top artists{'':{NAME_WIDTH - 6}}plays        time")
@@ -217,14 +256,7 @@ def render_stats(s: Stats) -> str:
             )
         out.append("")
 
-    out.append(f"Last {CHART_DAYS} days (minutes listened)")
-    top_ms = max((ms for _, _, ms in s.days), default=0)
-    for day, _plays, ms in s.days:
-        minutes = int(ms) // 60_000
-        out.append(
-            f"  {WEEKDAYS[day.weekday()]} {day:%m-%d}  {bar(ms, top_ms):<{BAR_WIDTH}} {minutes:>5,}"
-        )
-    out.append("")
+    out += _chart(s.days)
 
     scope = "all time" if p.key == "all" else p.label
     out.append(f"Plays by hour and weekday (local time, {scope})")
