@@ -135,14 +135,19 @@ def check_database(
     conn.rollback()
     pending = [v for v in known if v not in applied]
     unknown = sorted(applied - set(known))
-    if pending:
+    also = "" if settings.database_url is None else (
+        "; or paste the files from sql/ into Supabase's SQL editor in order")  # fmt: skip
+    if not applied:  # nothing to sync into: users and runs cannot even be looked at
+        where = f"the embedded database in {settings.data_dir}/" if also == "" else "the database"
+        checks.append(Check(FAIL, "migrations", f"{where} has no tables yet",
+                            f"python -m sync migrate{also}"))  # fmt: skip
+    elif pending:
         checks.append(
             Check(
                 WARN,
                 "migrations",
                 f"{len(pending)} pending ({', '.join(pending)})",
-                "python -m sync migrate (run applies them first too; or paste the files from "
-                "sql/ into Supabase's SQL editor in order)",
+                f"python -m sync migrate (run applies them first too{also})",
             )
         )
     else:
@@ -257,7 +262,8 @@ def diagnose(
         add(Check(SKIP, "users, last run", "not checked: the database is not reachable"))
         return checks
     try:
-        add(*check_users(conn, now(), settings.show_user_ids))
+        embedded_dir = settings.data_dir if settings.database_url is None else None
+        add(*check_users(conn, now(), settings.show_user_ids, embedded_dir))
         add(check_last_run(conn, now()))
     finally:
         conn.close()

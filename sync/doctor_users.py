@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import psycopg
 
@@ -23,7 +24,20 @@ EXPIRY_WARN_DAYS = 30
 
 
 # -- users --------------------------------------------------------------------------
-def check_users(conn: psycopg.Connection, now: datetime, show_ids: bool = False) -> list[Check]:
+def login_where(embedded_dir: Path | None) -> str:
+    """Where `login` must run to store a user in the database doctor looks at."""
+    if embedded_dir is None:
+        return "with DATABASE_URL pointing at this database"
+    return (f"on this machine with DATABASE_URL unset (doctor looked at the embedded "
+            f"database in {embedded_dir}/)")  # fmt: skip
+
+
+def check_users(
+    conn: psycopg.Connection,
+    now: datetime,
+    show_ids: bool = False,
+    embedded_dir: Path | None = None,
+) -> list[Check]:
     """Each user's token status, scope and days until Spotify's 6-month limit."""
     if conn.execute("select to_regclass('user_tokens')").fetchone()[0] is None:
         conn.rollback()
@@ -35,9 +49,9 @@ def check_users(conn: psycopg.Connection, now: datetime, show_ids: bool = False)
              from user_tokens u order by u.id"""
     ).fetchall()
     conn.rollback()
+    where = login_where(embedded_dir)
     login_fix = (
-        "that person runs python -m sync login (signed in to Spotify as that account) with "
-        "DATABASE_URL pointing at this database"
+        f"that person runs python -m sync login (signed in to Spotify as that account) {where}"
     )
     if not any(status != "removed" for _, _, status, *_ in rows):
         return [
@@ -45,7 +59,7 @@ def check_users(conn: psycopg.Connection, now: datetime, show_ids: bool = False)
                 FAIL,
                 "users",
                 "none to sync yet",
-                "python -m sync login (on your laptop, with DATABASE_URL set to this database)",
+                f"python -m sync login {where}",
             )
         ]
     checks = []

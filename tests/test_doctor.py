@@ -14,7 +14,7 @@ import pytest
 import requests
 import responses
 
-from sync.doctor import FAIL, OK, SKIP, WARN, check_settings, diagnose, run_doctor
+from sync.doctor import FAIL, OK, WARN, check_settings, diagnose, run_doctor
 from sync.spotify.client import SpotifyClient
 from tests.conftest import add_user
 from tests.standin import Standin, StandinState
@@ -236,13 +236,27 @@ def test_table_without_row_level_security_is_named_with_the_sql(db_url, conn, st
     assert line.fix == "alter table tracks enable row level security"
 
 
-def test_unmigrated_database_lists_pending_migrations_and_applies_none(empty_db_url, standin):
-    checks = diagnose(env_for(empty_db_url, standin), now=lambda: NOW)
-    line = by_name(checks, "migrations")[0]
-    assert line.status == WARN and "001" in line.detail and "python -m sync migrate" in line.fix
-    assert by_name(checks, "users")[0].status == SKIP
+def test_database_without_tables_blocks_and_says_migrate(empty_db_url, standin):
+    code, out = doctor(env_for(empty_db_url, standin))
+    assert code == 1
+    assert "FAIL  migrations: the database has no tables yet -> fix: python -m sync migrate" in out
+    assert "nothing blocks syncing" not in out
     with psycopg.connect(empty_db_url) as c:  # doctor only reads
         assert c.execute("select to_regclass('user_tokens')").fetchone()[0] is None
+
+
+def test_partly_migrated_database_lists_pending_migrations(empty_db_url, standin, tmp_path):
+    from sync import schema
+
+    first = schema.migrations()[0][1]
+    (tmp_path / first.name).write_text(first.read_text())
+    with psycopg.connect(empty_db_url) as c:  # only the first file applied
+        schema.migrate(c, sql_dir=tmp_path)
+    checks = diagnose(env_for(empty_db_url, standin), now=lambda: NOW)
+    line = by_name(checks, "migrations")[0]
+    assert line.status == WARN and "002" in line.detail and "python -m sync migrate" in line.fix
+    with psycopg.connect(empty_db_url) as c:  # doctor only reads
+        assert c.execute("select to_regclass('listening_days')").fetchone()[0] is None
 
 
 def test_unreachable_database_blocks_and_skips_what_needs_it(standin):
@@ -291,3 +305,26 @@ def test_doctor_subprocess_exit_codes_and_no_secrets(db_url, conn, standin):
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert "nothing blocks syncing" in healthy.stdout
     assert CLIENT_SECRET not in healthy.stdout + healthy.stderr
+
+
+def test_fixes_name_the_embedded_database_when_database_url_is_unset(monkeypatch, empty_db_url,
+                                                                    standin):  # fmt: skip
+    env = env_for("", standin)
+    del env["DATABASE_URL"]
+    env["SYNC_DATA_DIR"] = "/srv/shs-data"
+    checks = diagnose(env, database_url=lambda s: empty_db_url, now=lambda: NOW)
+    line = by_name(checks, "migrations")[0]
+    assert (line.status, line.detail) == (FAIL, "the embedded database in /srv/shs-data/ has no "
+                                                "tables yet")  # fmt: skip
+    assert "Supabase" not in line.fix
+
+
+def test_login_fix_names_the_embedded_database(conn):
+    from pathlib import Path as P
+
+    from sync.doctor_users import check_users
+
+    add_user(conn, "alice", status="needs_reauth")
+    line = check_users(conn, NOW, embedded_dir=P(".data"))[0]
+    assert line.status == FAIL and "embedded database in .data/" in line.fix
+    assert "DATABASE_URL pointing" in check_users(conn, NOW)[0].fix
