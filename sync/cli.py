@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Sequence
 
+from sync import __version__
 from sync.config import Settings, load_dotenv_file, load_settings
 from sync.errors import UserError
 from sync.redact import RedactingFilter, Redactor
@@ -36,8 +38,8 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a duration like 300, 90s or 10m"
         ) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("the time budget must be positive")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the time budget must be a positive number")
     return value
 
 
@@ -52,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keep your Spotify listening history in your own Postgres.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
+    parser.add_argument(
+        "--version", action="version", version=f"spotify-history-sync {__version__}"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -180,7 +185,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="7d, 4w (default), 6m, 12m or 1y, all, or a year like 2025",
     )
     stats.set_defaults(func=_lazy("stats", "cmd_stats"))
+    _verbose_everywhere(parser)
     return parser  # fmt: skip
+
+
+def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept -v after the command too (python -m sync run -v), at every level."""
+    for action in parser._actions:  # argparse offers no public walk over subcommands
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                child.add_argument(
+                    "-v",
+                    "--verbose",
+                    action="store_true",
+                    default=argparse.SUPPRESS,
+                    help="more detail in the log",
+                )
+                _verbose_everywhere(child)
 
 
 def _lazy(module: str, name: str):

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from typing import TextIO
 
 from sync import analytics, db
@@ -33,12 +34,17 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
             status + (f" ({reason})" if reason and status != "active" else ""),
             f"{last_ok:%Y-%m-%d %H:%M}" if last_ok else "never",
             str(plays),
-            "-" if status == "removed" else f"{expires:%Y-%m-%d}",
+            _expiry(status, expires),
         ))  # fmt: skip
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+def _expiry(status: str, expires: datetime) -> str:
+    """A removed user has no token; one who must sign in again has none that works."""
+    return {"removed": "-", "needs_reauth": "sign in again"}.get(status, f"{expires:%Y-%m-%d}")
 
 
 def cmd_set_timezone(args: argparse.Namespace, settings: Settings) -> int:
