@@ -148,6 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also read Streaming_History_Video files (skipped by default)",
     )
+    imp.add_argument(
+        "--exclude-show",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="account data (old StreamingHistory<n>.json mixes in episodes): skip plays whose "
+        "artistName is this show "
+        "(exact, any case; repeatable)",
+    )
     imp.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     imp.add_argument(
         "--jobs",
