@@ -16,6 +16,7 @@ import psycopg
 from sync import datadir, schema
 from sync.config import Settings, url_password
 from sync.errors import ConfigError, UserError
+from sync.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,8 @@ def _forget_dead_handles(pgdata: Path) -> None:
         return
     alive = [pid for pid in pids if isinstance(pid, int) and _process_exists(pid)]
     if alive != pids:
-        log.info("forgetting %d killed command(s) that used the embedded Postgres",
-                 len(pids) - len(alive))  # fmt: skip
+        log.info("forgetting %s that used the embedded Postgres",
+                 plural(len(pids) - len(alive), "killed command"))  # fmt: skip
         handles.write_text(json.dumps(alive))
 
 
