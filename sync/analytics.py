@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from sync.errors import UserError
+from sync.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ def details_markdown(details: Sequence[UserDetails], name: Callable[[int], str])
         out.append(f"#### {_md(name(d.key))} · {d.today} ({d.time_zone})")
         out.append("")
         if d.top_artists:
-            out.append(f"Top artists today ({d.plays_today} plays):")
+            out.append(f"Top artists today ({plural(d.plays_today, 'play')}):")
             out.append("")
             out += [f"{i}. {_md(artist)} ({plays})" for i, (artist, plays) in
                     enumerate(d.top_artists, 1)]  # fmt: skip

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Sequence
 
+from sync import __version__
 from sync.config import Settings, load_dotenv_file, load_settings
 from sync.errors import UserError
 from sync.redact import RedactingFilter, Redactor
@@ -36,8 +38,8 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a duration like 300, 90s or 10m"
         ) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("the time budget must be positive")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the time budget must be a positive number")
     return value
 
 
@@ -52,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keep your Spotify listening history in your own Postgres.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="more detail in the log")
+    parser.add_argument(
+        "--version", action="version", version=f"spotify-history-sync {__version__}"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -143,6 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also read Streaming_History_Video files (skipped by default)",
     )
+    imp.add_argument(
+        "--exclude-show",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="account data (old StreamingHistory<n>.json mixes in episodes): skip plays whose "
+        "artistName is this show "
+        "(exact, any case; repeatable)",
+    )
     imp.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     imp.add_argument(
         "--jobs",
@@ -189,16 +203,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     setup.set_defaults(func=_lazy("setup", "cmd_setup"))
 
+    dbp = sub.add_parser("db", help="the embedded database: connection string, stop")
+    db_sub = dbp.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
+    db_sub.required = True
+    db_sub.add_parser("url", help="print its connection string; keep it running").set_defaults(
+        func=_lazy("db", "cmd_db_url")
+    )
+    db_sub.add_parser("stop", help="stop it (after db url)").set_defaults(
+        func=_lazy("db", "cmd_db_stop")
+    )
+
     stats = sub.add_parser("stats", help="print listening statistics in the terminal")
     stats.add_argument("--user", metavar="ID", help="Spotify user id (default: the only user)")
-    stats.add_argument("--period", default="4w", metavar="P", help="4w, 6m, 1y, all or YYYY")
+    stats.add_argument(
+        "--period",
+        default="4w",
+        metavar="P",
+        help="7d, 4w (default), 6m, 12m or 1y, all, or a year like 2025",
+    )
     stats.set_defaults(func=_lazy("stats", "cmd_stats"))
 
     rep = sub.add_parser("report", help="write a listening report as one HTML file")
     rep.add_argument(
         "--user", metavar="ID", help="Spotify user id or alias (default: the only user)"
     )
-    rep.add_argument("--period", default="4w", metavar="P", help="7d, 4w, 6m, 12m, all or YYYY")
+    rep.add_argument(
+        "--period",
+        default="4w",
+        metavar="P",
+        help="7d, 4w (default), 6m, 12m or 1y, all, or a year like 2025",
+    )
     rep.add_argument(
         "--out", metavar="FILE", help="file to write (default report-<user>-<period>.html)"
     )
@@ -211,7 +245,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="show album art (viewing then contacts Spotify's image servers)",
     )
     rep.set_defaults(func=_lazy("report", "cmd_report"))
+    _verbose_everywhere(parser)
     return parser  # fmt: skip
+
+
+def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept -v after the command too (python -m sync run -v), at every level."""
+    for action in parser._actions:  # argparse offers no public walk over subcommands
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                child.add_argument(
+                    "-v",
+                    "--verbose",
+                    action="store_true",
+                    default=argparse.SUPPRESS,
+                    help="more detail in the log",
+                )
+                _verbose_everywhere(child)
 
 
 def _lazy(module: str, name: str):

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from sync.datadir import expand
 from sync.errors import ConfigError
+from sync.urlcheck import database_url_problem, unquote
 
 DEFAULT_API_URL = "https://api.spotify.com/v1"
 DEFAULT_ACCOUNTS_URL = "https://accounts.spotify.com"
@@ -84,16 +86,6 @@ def _url(env: Mapping[str, str], name: str, default: str) -> str:
     return value.rstrip("/")
 
 
-def _scheme(url: str) -> str | None:
-    """The URL scheme, or None when the URL cannot be parsed at all (e.g. a stray '[')."""
-    try:
-        parsed = urlparse(url)
-        parsed.port  # noqa: B018 - raises ValueError on a non-numeric port
-    except ValueError:
-        return None
-    return parsed.scheme
-
-
 def load_dotenv_file(path: Path | None = None) -> None:
     """Load .env for local use without overriding the real environment."""
     from dotenv import load_dotenv
@@ -104,18 +96,15 @@ def load_dotenv_file(path: Path | None = None) -> None:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     in_actions = env.get("GITHUB_ACTIONS", "").lower() == "true"
-    database_url = env.get("DATABASE_URL", "").strip() or None
+    database_url = unquote(env.get("DATABASE_URL", "")) or None
     if database_url is None and in_actions:
         raise ConfigError(
             "DATABASE_URL is not set: add a DATABASE_URL secret to the repository "
             "(Settings > Secrets and variables > Actions) with your Postgres connection string"
         )
-    if database_url is not None and _scheme(database_url) not in ("postgres", "postgresql"):
-        raise ConfigError(
-            "DATABASE_URL is not a valid connection string: use "
-            "postgresql://USER:PASSWORD@HOST:5432/DBNAME (Supabase: Project Settings > "
-            "Database > Connection string, session mode)"
-        )
+    problem = database_url_problem(database_url) if database_url else None
+    if problem:
+        raise ConfigError(problem.message())
     run_url = None
     if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
         server = env.get("GITHUB_SERVER_URL", "https://github.com")
@@ -123,14 +112,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     trigger = env.get("GITHUB_EVENT_NAME") or ("github" if in_actions else "manual")
     return Settings(
         database_url=database_url,
-        client_id=env.get("SPOTIFY_CLIENT_ID", "").strip() or None,
-        client_secret=env.get("SPOTIFY_CLIENT_SECRET", "").strip() or None,
+        client_id=unquote(env.get("SPOTIFY_CLIENT_ID", "")) or None,
+        client_secret=unquote(env.get("SPOTIFY_CLIENT_SECRET", "")) or None,
         api_url=_url(env, "SPOTIFY_API_URL", DEFAULT_API_URL),
         accounts_url=_url(env, "SPOTIFY_ACCOUNTS_URL", DEFAULT_ACCOUNTS_URL),
         redirect_uri=env.get("SPOTIFY_REDIRECT_URI", "").strip() or DEFAULT_REDIRECT_URI,
         show_user_ids=_bool(env, "SYNC_SHOW_USER_IDS"),
         summary_details=_bool(env, "SYNC_SUMMARY_DETAILS"),
-        data_dir=Path(env.get("SYNC_DATA_DIR", "").strip() or ".data"),
+        data_dir=expand(env.get("SYNC_DATA_DIR", "").strip() or ".data"),
         in_github_actions=in_actions,
         step_summary_path=env.get("GITHUB_STEP_SUMMARY") or None,
         run_url=run_url,

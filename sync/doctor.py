@@ -4,6 +4,7 @@ Checks run in the order a set-up is built: settings, database (reachable, migrat
 row level security), the Spotify app's credentials, each user's sign-in, and whether
 the schedule is actually running. Doctor only reads: it applies no migration, refreshes
 no user token and writes nothing. Exit 1 when something blocks syncing, else 0.
+The checks of users and of the last run are in sync/doctor_users.py; Check in sync/checks.py.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TextIO
 from urllib.parse import parse_qs, urlparse
 
 import psycopg
 
 from sync import db, schema
+from sync.checks import FAIL, OK, SKIP, WARN, Check
 from sync.config import (
     DEFAULT_ACCOUNTS_URL,
     DEFAULT_API_URL,
@@ -26,46 +27,29 @@ from sync.config import (
     load_settings,
     url_password,
 )
+from sync.doctor_users import check_last_run, check_users
 from sync.errors import UserError
-from sync.job import tokens
-from sync.names import alias
 from sync.redact import Redactor
 from sync.spotify.client import InvalidClient, SpotifyClient, SpotifyError, TemporaryError
-from sync.spotify.oauth import SCOPES, parse_redirect_uri
+from sync.spotify.oauth import parse_redirect_uri
+from sync.text import plural
+from sync.urlcheck import database_url_problem, unquote
 
 log = logging.getLogger(__name__)
 
-OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
-STALE_AFTER = timedelta(hours=2)  # hourly schedule + GitHub's delays
-EXPIRY_WARN_DAYS = 30
 _SPOTIFY_KEY = re.compile(r"^[0-9a-f]{32}$")
-_PLACEHOLDER = re.compile(r"\[?YOUR[-_ ]PASSWORD\]?", re.IGNORECASE)
-_MUST_ENCODE = set("@:/?#[] ")
-_BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-
-@dataclass(frozen=True)
-class Check:
-    status: str  # ok | warn | FAIL | skip
-    name: str
-    detail: str
-    fix: str | None = None
-
-    def line(self) -> str:
-        text = f"{self.status:<5} {self.name}: {self.detail}"
-        if self.fix and self.status in (WARN, FAIL):
-            text += f" -> fix: {self.fix}"
-        return text
 
 
 # -- settings (pure) --------------------------------------------------------------------
 def check_settings(env: Mapping[str, str]) -> tuple[list[Check], Settings | None]:
     """Each setting present and well formed. Returns the settings when they load at all."""
-    problem = check_url_text(env.get("DATABASE_URL", ""))
-    if problem is not None:  # explained before parsing: such URLs parse wrongly or not at all
+    url = unquote(env.get("DATABASE_URL", ""))
+    problem = database_url_problem(url) if url else None
+    if problem:  # said here as every command says it; the other settings are still checked
         others = {k: v for k, v in env.items() if k not in ("DATABASE_URL", "GITHUB_ACTIONS")}
         rest, _ = check_settings(others)
-        return [problem, *(c for c in rest if c.name != "DATABASE_URL")], None
+        url_check = Check(FAIL, "DATABASE_URL", problem.detail, problem.fix)
+        return [url_check, *(c for c in rest if c.name != "DATABASE_URL")], None
     try:
         settings = load_settings(env)
     except UserError as exc:
@@ -105,33 +89,6 @@ def check_settings(env: Mapping[str, str]) -> tuple[list[Check], Settings | None
         if value != default:
             checks.append(Check(OK, name, f"{value} (instead of Spotify's {default})"))
     return checks, settings
-
-
-def check_url_text(url: str) -> Check | None:
-    """What a pasted connection string gets wrong before it even parses, or None."""
-    if _PLACEHOLDER.search(url):  # Supabase's copy-paste template
-        return Check(
-            FAIL,
-            "DATABASE_URL",
-            "still holds Supabase's YOUR-PASSWORD placeholder",
-            "replace it with the database password (Supabase: Project Settings > Database "
-            "> Reset database password)",
-        )
-    _, sep, rest = url.partition("://")
-    userinfo, at, _ = rest.rpartition("@")
-    password = userinfo.partition(":")[2]
-    bad = sorted({c for c in password if c in _MUST_ENCODE})
-    if _BARE_PERCENT.search(password):
-        bad.append("%")
-    if not (sep and at and bad):
-        return None
-    return Check(
-        FAIL,
-        "DATABASE_URL",
-        f"the password holds characters a connection string must URL-encode ({' '.join(bad)})",
-        "write them encoded in DATABASE_URL: @ as %40, : as %3A, / as %2F, ? as %3F, # as "
-        "%23, [ ] as %5B %5D, % as %25, space as %20 (or pick a password of letters and digits)",
-    )
 
 
 def _check_database_url(settings: Settings) -> Check:
@@ -182,14 +139,20 @@ def check_database(
     known = [v for v, _ in schema.migrations()]
     pending = schema.plan(state).names()
     unknown = sorted(state.versions - set(known))
-    if pending:
+    also = "" if settings.database_url is None else (
+        "; or paste the files from sql/ and then sql/repeatable/ into Supabase's SQL editor "
+        "in order")  # fmt: skip
+    if not state.versions:  # nothing to sync into: users and runs cannot even be looked at
+        where = f"the embedded database in {settings.data_dir}/" if also == "" else "the database"
+        checks.append(Check(FAIL, "migrations", f"{where} has no tables yet",
+                            f"python -m sync migrate{also}"))  # fmt: skip
+    elif pending:
         checks.append(
             Check(
                 WARN,
                 "migrations",
                 f"{len(pending)} pending ({', '.join(pending)})",
-                "python -m sync migrate (run applies them first too; or paste the files from "
-                "sql/ and then sql/repeatable/ into Supabase's SQL editor in order)",
+                f"python -m sync migrate (run applies them first too{also})",
             )
         )
     else:
@@ -273,154 +236,6 @@ def check_spotify(settings: Settings, client: SpotifyClient | None = None) -> Ch
     return Check(OK, name, "client credentials accepted")
 
 
-# -- users --------------------------------------------------------------------------
-def check_users(conn: psycopg.Connection, now: datetime, show_ids: bool = False) -> list[Check]:
-    """Each user's token status, scope and days until Spotify's 6-month limit."""
-    if conn.execute("select to_regclass('user_tokens')").fetchone()[0] is None:
-        conn.rollback()
-        return [Check(SKIP, "users", "no user_tokens table yet (run python -m sync migrate)")]
-    rows = conn.execute(
-        """select u.id, u.user_id, u.status, u.status_reason, u.scope, u.authorized_at,
-                  (select max(r.finished_at) from sync_run_users r
-                    where r.user_id = u.id and r.status = 'ok')
-             from user_tokens u order by u.id"""
-    ).fetchall()
-    conn.rollback()
-    login_fix = (
-        "that person runs python -m sync login (signed in to Spotify as that account) with "
-        "DATABASE_URL pointing at this database"
-    )
-    if not any(status != "removed" for _, _, status, *_ in rows):
-        return [
-            Check(
-                FAIL,
-                "users",
-                "none to sync yet",
-                "python -m sync login (on your laptop, with DATABASE_URL set to this database)",
-            )
-        ]
-    checks = []
-    for key, user_id, status, reason, scope, authorized_at, last_ok in rows:
-        name = alias(key, user_id, show_ids)
-        if status == "removed":
-            checks.append(Check(OK, name, "removed, history kept; not synced"))
-            continue
-        if status == "needs_reauth":
-            checks.append(
-                Check(FAIL, name, f"needs to sign in again ({reason or 'no reason'})", login_fix)
-            )
-            continue
-        granted = set((scope or "").split())
-        missing = [s for s in SCOPES if s not in granted]
-        if scope is not None and missing:
-            checks.append(
-                Check(FAIL, name, f"token lacks the scope {', '.join(missing)}", login_fix)
-            )
-            continue
-        expires = tokens.refresh_token_expires_at(authorized_at)
-        days = (expires - now).days
-        synced = f"last ok sync {_ago(now - last_ok)} ago" if last_ok else "never synced"
-        scope_text = f"scope {scope}" if scope else "scope not known until the first refresh"
-        detail = f"active, {scope_text}, {synced}"
-        if expires <= now:
-            checks.append(
-                Check(
-                    FAIL,
-                    name,
-                    f"{detail}; refresh token passed Spotify's 6-month limit on {expires:%Y-%m-%d}",
-                    login_fix,
-                )
-            )
-        elif days < EXPIRY_WARN_DAYS:
-            checks.append(
-                Check(
-                    WARN,
-                    name,
-                    f"{detail}; refresh token expires in {days} days ({expires:%Y-%m-%d})",
-                    login_fix,
-                )
-            )
-        else:
-            checks.append(Check(OK, name, f"{detail}; refresh token good for {days} more days"))
-    return checks
-
-
-# -- runs ---------------------------------------------------------------------------
-SCHEDULE_REASONS = (
-    "the hourly schedule is not running. Usually: (1) a fork starts with Actions and "
-    "scheduled workflows off: open the Actions tab, enable workflows, then sync > Enable "
-    "workflow; (2) GitHub pauses schedules in public repositories after 60 days without "
-    "activity: sync > Enable workflow (or gh workflow enable sync.yml); (3) a secret is missing "
-    "or wrong, so runs fail before they reach the database: open the latest sync run in the "
-    "Actions tab"
-)
-
-
-def check_last_run(conn: psycopg.Connection, now: datetime) -> Check:
-    """The newest run's time and result; older than two hours means no schedule."""
-    name = "last run"
-    if conn.execute("select to_regclass('sync_runs')").fetchone()[0] is None:
-        conn.rollback()
-        return Check(SKIP, name, "no sync_runs table yet (run python -m sync migrate)")
-    row = conn.execute(
-        """select id, started_at, finished_at, status, trigger, run_url, users_total,
-                  users_synced, users_failed, tracks_added
-             from sync_runs where not dry_run order by started_at desc, id desc limit 1"""
-    ).fetchone()
-    if row is None:
-        conn.rollback()
-        return Check(
-            WARN,
-            name,
-            "no run recorded yet",
-            "python -m sync run here, or on GitHub: Actions > sync > Run workflow",
-        )
-    run_id, started, finished, status, trigger, run_url, total, synced, failed, added = row
-    failures = conn.execute(
-        """select coalesce(error_class, status), count(*) from sync_run_users
-            where run_id = %s and status in ('failed', 'needs_reauth') group by 1 order by 1""",
-        (run_id,),
-    ).fetchall()
-    conn.rollback()
-    when = finished or started
-    age = now - when
-    summary = f"{when:%Y-%m-%d %H:%M} UTC ({_ago(age)} ago, {trigger or 'unknown trigger'})"
-    if age > STALE_AFTER:
-        return Check(FAIL, name, f"{summary}: {status}; nothing newer", SCHEDULE_REASONS)
-    where = f"; details: {run_url}" if run_url else ""
-    if status == "ok":
-        return Check(
-            OK, name, f"{summary}: ok, {synced} of {total} users synced, {added} new plays"
-        )
-    if status == "failed":
-        kinds = ", ".join(f"{n} {kind}" for kind, n in failures) or "see the log"
-        return Check(
-            WARN,
-            name,
-            f"{summary}: failed, {failed} of {total} users failed ({kinds})",
-            f"python -m sync users shows who{where}",
-        )
-    if status == "running" and now - started > timedelta(hours=1):
-        return Check(
-            WARN,
-            name,
-            f"{summary}: never finished (cancelled or timed out?)",
-            f"look at that run in the Actions tab{where}",
-        )
-    if status == "running":
-        return Check(OK, name, f"{summary}: running now")
-    return Check(WARN, name, f"{summary}: {status}", f"run it again{where}")
-
-
-def _ago(delta: timedelta) -> str:
-    seconds = max(0, int(delta.total_seconds()))
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 2 * 86400:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} days"
-
-
 # -- all together ----------------------------------------------------------------
 def diagnose(
     env: Mapping[str, str],
@@ -452,7 +267,8 @@ def diagnose(
         add(Check(SKIP, "users, last run", "not checked: the database is not reachable"))
         return checks
     try:
-        add(*check_users(conn, now(), settings.show_user_ids))
+        embedded_dir = settings.data_dir if settings.database_url is None else None
+        add(*check_users(conn, now(), settings.show_user_ids, embedded_dir))
         add(check_last_run(conn, now()))
     finally:
         conn.close()
@@ -461,8 +277,9 @@ def diagnose(
 
 def _redactor(env: Mapping[str, str]) -> Redactor:
     redactor = Redactor()
-    url = env.get("DATABASE_URL", "").strip()
-    for value in (env.get("SPOTIFY_CLIENT_SECRET", "").strip(), url, url and url_password(url)):
+    url = unquote(env.get("DATABASE_URL", ""))
+    secret = unquote(env.get("SPOTIFY_CLIENT_SECRET", ""))
+    for value in (secret, url, url and url_password(url), env.get("DATABASE_URL")):
         redactor.protect(value or None)
     return redactor
 
@@ -479,7 +296,10 @@ def run_doctor(env: Mapping[str, str], out: TextIO, **kwargs) -> int:
     failed = sum(c.status == FAIL for c in checks)
     warned = sum(c.status == WARN for c in checks)
     if failed:
-        out.write(f"doctor: {failed} problem(s) block syncing ({warned} warning(s))\n")
+        verb = "blocks" if failed == 1 else "block"
+        out.write(
+            f"doctor: {plural(failed, 'problem')} {verb} syncing ({plural(warned, 'warning')})\n"
+        )
     else:
-        out.write(f"doctor: nothing blocks syncing ({warned} warning(s))\n")
+        out.write(f"doctor: nothing blocks syncing ({plural(warned, 'warning')})\n")
     return 1 if failed else 0

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 
 from sync.stats import SHADES, WEEKDAYS, duration, shade
+from sync.text import plural
 
 CELL, GAP = 11, 2  # calendar square and spacing, in SVG units
 STEP = CELL + GAP
@@ -29,7 +30,7 @@ def level(value: int, top: int) -> int:
 
 
 def plays_text(plays: int, ms: int | None = None) -> str:
-    text = f"{plays:,} play" + ("" if plays == 1 else "s")
+    text = plural(plays, "play")
     return text if ms is None else f"{text}, {duration(ms)}"
 
 

@@ -14,6 +14,7 @@ from sync import html_charts
 from sync.html_charts import esc, plays_text
 from sync.report_data import IMAGE_PREFIX, TOP_SHOWN, Entry, ReportData
 from sync.stats import duration
+from sync.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -104,15 +105,14 @@ def figure(key: str, label: str, value: int, shown: str, note: str = "") -> str:
     )
 
 
-def days_text(n: int) -> str:
-    return f"{n:,} day" + ("" if n == 1 else "s")
-
-
 def headline(r: ReportData) -> str:
     share = round(100 * r.estimated_ms / r.listening_ms) if r.listening_ms else 0
     longest = ""
     if r.longest_start and r.longest_end:
         longest = f"{r.longest_start:%Y-%m-%d} – {r.longest_end:%Y-%m-%d}"
+    current = "ending today or yesterday"
+    if r.period.last_day < r.today:  # a past year: its own streaks
+        current = f"at the end of {r.period.key}"
     figs = [
         figure("plays", "Plays", r.plays, f"{r.plays:,}"),
         figure("listening_ms", "Hours", r.listening_ms, f"{r.listening_ms / 3_600_000:,.1f}",
@@ -123,9 +123,9 @@ def headline(r: ReportData) -> str:
         figure("distinct_artists", "Artists", r.distinct_artists, f"{r.distinct_artists:,}"),
         figure("distinct_albums", "Albums", r.distinct_albums, f"{r.distinct_albums:,}"),
         figure("current_streak", "Current streak", r.current_streak,
-               days_text(r.current_streak), "ending today or yesterday"),
+               plural(r.current_streak, "day"), current),
         figure("longest_streak", "Longest streak", r.longest_streak,
-               days_text(r.longest_streak), longest),
+               plural(r.longest_streak, "day"), longest),
     ]  # fmt: skip
     hidden = f'<span hidden data-figure="estimated_ms" data-value="{int(r.estimated_ms)}"></span>'
     return (

@@ -121,7 +121,8 @@ def pick_user(conn: psycopg.Connection, text: str | None) -> UserRef:
 
 @dataclass(kw_only=True)
 class Heading:
-    """Whose figures, which period, its totals (listening_summary), streaks up to today."""
+    """Whose figures, which period, its totals (listening_summary), streaks up to today
+    (a year's: within that year, up to its last day)."""
 
     user_label: str
     time_zone: str
@@ -157,7 +158,31 @@ def load_heading(
         "distinct_artists, distinct_albums from listening_summary(%s, %s, %s)",
         (user.key, period.first_day, period.last_day),
     ).fetchone()  # fmt: skip
-    t.current_streak, _, t.longest_streak, t.longest_start, t.longest_end = conn.execute(
-        "select * from listening_streak(%s, %s, %s)", (user.key, user.time_zone, today)
-    ).fetchone()
+    if period.key.isdigit():  # that year's streaks, as of its last day (or today)
+        days = [d for (d,) in conn.execute(
+            "select day from listening_days where user_id = %s and day between %s and %s",
+            (user.key, period.first_day, period.last_day))]  # fmt: skip
+        streak = streaks(days, min(today, period.last_day))
+        t.current_streak, t.longest_streak, t.longest_start, t.longest_end = streak
+    else:
+        t.current_streak, _, t.longest_streak, t.longest_start, t.longest_end = conn.execute(
+            "select * from listening_streak(%s, %s, %s)", (user.key, user.time_zone, today)
+        ).fetchone()
     return t
+
+
+def streaks(days: list[date], today: date) -> tuple[int, int, date | None, date | None]:
+    """(current, longest, longest start, longest end) runs of consecutive days, as
+    listening_streak() counts them: the current run ends today or yesterday."""
+    current = longest = 0
+    start = end = run_start = None
+    previous = None
+    for day in sorted(days):
+        run_start = day if previous is None or day != previous + timedelta(days=1) else run_start
+        length = (day - run_start).days + 1
+        if length >= longest:
+            longest, start, end = length, run_start, day
+        previous = day
+    if previous is not None and previous >= today - timedelta(days=1):
+        current = (previous - run_start).days + 1
+    return current, longest, start, end

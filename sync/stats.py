@@ -14,6 +14,7 @@ import psycopg
 
 from sync.listening import TRACK_ARTISTS, Heading, hour_weekday, load_heading
 from sync.store.users import UserRef
+from sync.text import plural
 
 TOP_N = 10
 CHART_DAYS = 30
@@ -98,6 +99,20 @@ def shade(value: int, top: int) -> str:
     return SHADES[min(4, 1 + (4 * value - 1) // top)]
 
 
+def _chart(days: list[tuple[date, int, int]]) -> list[str]:
+    """The last days' minutes as bars; one line when there were no plays at all."""
+    out = [f"Last {CHART_DAYS} days (minutes listened)"]
+    if not any(plays for _, plays, _ in days):
+        return [*out, f"  No plays in the last {CHART_DAYS} days.", ""]
+    top_ms = max(ms for _, _, ms in days)
+    for day, _plays, ms in days:
+        minutes = int(ms) // 60_000
+        out.append(
+            f"  {WEEKDAYS[day.weekday()]} {day:%m-%d}  {bar(ms, top_ms):<{BAR_WIDTH}} {minutes:>5,}"
+        )
+    return [*out, ""]
+
+
 def render_stats(s: Stats) -> str:
     p = s.period
     span = f"{p.first_day:%Y-%m-%d} – {p.last_day:%Y-%m-%d}"
@@ -112,15 +127,16 @@ def render_stats(s: Stats) -> str:
             share = round(100 * s.estimated_ms / s.listening_ms) if s.listening_ms else 0
             estimated = f"  ({share}% estimated: API plays carry no listening time)"
         out += [
-            f"  Plays           {s.plays:,} on {s.days_listened:,} of {total_days:,} days",
+            f"  Plays           {s.plays:,} on {s.days_listened:,} of {plural(total_days, 'day')}",
             f"  Listening time  {duration(s.listening_ms)}{estimated}",
             f"  Distinct        {s.distinct_tracks:,} tracks · {s.distinct_artists:,} artists"
             f" · {s.distinct_albums:,} albums",
         ]
-    longest = f"longest {s.longest_streak:,} days"
+    longest = f"longest {plural(s.longest_streak, 'day')}"
     if s.longest_start and s.longest_end:
         longest += f" ({s.longest_start:%Y-%m-%d} – {s.longest_end:%Y-%m-%d})"
-    out += [f"  Streak          current {s.current_streak:,} days · {longest}", ""]
+    now = "current" if p.last_day >= s.today else f"at the end of {p.key}"
+    out += [f"  Streak          {now} {plural(s.current_streak, 'day')} · {longest}", ""]
 
     if s.top_artists:
         out.append(f"Top artists{'':{NAME_WIDTH - 6}}plays        time")
@@ -138,14 +154,7 @@ def render_stats(s: Stats) -> str:
             )
         out.append("")
 
-    out.append(f"Last {CHART_DAYS} days (minutes listened)")
-    top_ms = max((ms for _, _, ms in s.days), default=0)
-    for day, _plays, ms in s.days:
-        minutes = int(ms) // 60_000
-        out.append(
-            f"  {WEEKDAYS[day.weekday()]} {day:%m-%d}  {bar(ms, top_ms):<{BAR_WIDTH}} {minutes:>5,}"
-        )
-    out.append("")
+    out += _chart(s.days)
 
     scope = "all time" if p.key == "all" else p.label
     out.append(f"Plays by hour and weekday (local time, {scope})")

@@ -301,9 +301,9 @@ def test_aggregate_rebuilds_stale_users_and_everything_with_full(run, conn):
     )
     first = run("aggregate")
     assert first.code == 0, first.err
-    assert "user-1: rebuilt from 1 plays" in first.out and "user-2" not in first.out
+    assert "user-1: rebuilt from 1 play " in first.out and "user-2" not in first.out
     assert days(conn, key) == {date(2026, 5, 1): (1, 200_000, 200_000)}
-    assert "up to date for 2 user(s)" in run("aggregate").out
+    assert "up to date for 2 users" in run("aggregate").out
     full = run("aggregate", "--full", "--user", "bob")
     assert "user-2: rebuilt" in full.out and "user-1" not in full.out
     assert run("aggregate", "--user", "nobody").code == 2

@@ -227,7 +227,8 @@ def test_users_lists_alias_status_last_sync_plays_and_token_expiry(run, spotify,
     assert alice[0:2] == ["user-1", "active"]
     assert alice[-2:] == ["6", "2027-03-01"]
     assert bob[0:2] == ["user-2", "needs_reauth"]
-    assert "never" in lines[2] and "2027-04-05" in lines[2]
+    assert "never" in lines[2] and lines[2].endswith("sign in again")  # no expiry: no token
+    assert "2027-04-05" not in lines[2]
     assert "alice" not in result.out and "refresh-" not in result.out
     run.env(SYNC_SHOW_USER_IDS="true")
     assert run("users").out.splitlines()[1].startswith("alice ")
@@ -295,10 +296,17 @@ def test_bad_max_tracks(bare, value):
 
 
 @pytest.mark.parametrize(
-    "args", [("run", "--concurrency", "0"), ("run", "--time-budget", "soon"), ("nonsense",), ()]
-)
+    "args",
+    [("run", "--concurrency", "0"), ("run", "--time-budget", "soon"), ("nonsense",), ()],
+)  # fmt: skip
 def test_bad_arguments(bare, args):
     _one_line_error(bare(*args))
+
+
+@pytest.mark.parametrize("budget", ["nan", "inf", "infm", "NaNs", "0"])
+def test_time_budget_must_be_a_finite_number(bare, budget):
+    line = _one_line_error(bare("run", "--time-budget", budget))
+    assert "--time-budget" in line and "positive number" in line
 
 
 def test_unknown_user(run, conn):
@@ -326,3 +334,43 @@ def test_user_option_limits_the_run(run, spotify, conn):
     result = run("run", "--json", "--user", "bob")
     assert [u["user_id"] for u in result.report["users"]] == ["user-2"]
     assert spotify.token_requests == ["refresh-bob-0001"]
+
+
+def test_database_url_placeholder_is_named_by_every_command_and_in_actions(bare):
+    bare.env(DATABASE_URL="postgresql://postgres.abc:[YOUR-PASSWORD]@h.example:5432/postgres")
+    for argv in (("run",), ("users",), ("migrate",), ("stats",)):
+        line = _one_line_error(bare(*argv))
+        assert "still holds Supabase's [YOUR-PASSWORD] placeholder" in line, argv
+    bare.actions()
+    assert "[YOUR-PASSWORD] placeholder" in _one_line_error(bare("run"))
+
+
+def test_version_is_pyproject_s(capsys):
+    import tomllib
+    from pathlib import Path
+
+    from sync import __version__
+    from sync.cli import main
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    assert __version__ == tomllib.loads(pyproject.read_text())["project"]["version"]
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"spotify-history-sync {__version__}\n"
+
+
+@pytest.mark.parametrize("argv", [("-v", "users"), ("users", "-v"), ("users", "--verbose")])
+def test_verbose_before_or_after_the_command(run, argv):
+    from sync.cli import build_parser
+
+    assert build_parser().parse_args(list(argv)).verbose is True
+    assert build_parser().parse_args(["users"]).verbose is False
+    assert run(*argv).code == 0
+
+
+def test_verbose_after_a_nested_command():
+    from sync.cli import build_parser
+
+    args = build_parser().parse_args(["users", "remove", "user-1", "-v"])
+    assert args.verbose is True and args.user == "user-1"

@@ -106,3 +106,50 @@ def test_dotenv_is_loaded_but_the_real_environment_wins(tmp_path, monkeypatch):
         assert s.client_secret == "dotenv-secret"
     finally:
         os.environ.pop("SPOTIFY_CLIENT_SECRET", None)
+
+
+# -- DATABASE_URL mistakes: the same precise line in every command and in doctor ------------
+MISTAKES = [
+    ("postgresql://postgres.abc:[YOUR-PASSWORD]@aws-0-eu.pooler.supabase.com:5432/postgres",
+     "still holds Supabase's [YOUR-PASSWORD] placeholder"),
+    ("postgresql://postgres.abc:p@ssw0rd@aws-0-eu.pooler.supabase.com:5432/postgres",
+     "has '@' in the password"),
+    ("postgresql://postgres.abc:pa/ss@aws-0-eu.pooler.supabase.com:5432/postgres",
+     "has '/' in the password"),
+    ("postgresql://postgres.abc:50%off@aws-0-eu.pooler.supabase.com:5432/postgres",
+     "has '%' in the password"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("url", "words"), MISTAKES)
+def test_database_url_mistakes_are_named_by_load_settings_and_doctor_alike(url, words):
+    from sync.doctor import check_settings
+
+    with pytest.raises(ConfigError) as err:
+        load_settings({"DATABASE_URL": url})
+    assert words in str(err.value)
+    doctor_line = check_settings({"DATABASE_URL": url})[0][0]
+    assert str(err.value) == f"DATABASE_URL {doctor_line.detail}: {doctor_line.fix}"
+    assert "ssw0rd" not in str(err.value) and "pa/ss" not in str(err.value)
+
+
+def test_a_raw_colon_in_the_password_is_fine():  # libpq splits user and password at the first
+    url = "postgresql://postgres.abc:pa:ss@db.example.org:5432/postgres"
+    assert load_settings({"DATABASE_URL": url}).database_url == url
+
+
+def test_supabase_menu_paths_in_messages_are_the_readme_s():
+    from sync import urlcheck
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text().replace("**", "")
+    for path in (urlcheck.SUPABASE_CONNECT, urlcheck.SUPABASE_RESET):
+        assert path in readme, path
+
+
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_surrounding_quotes_are_dropped_from_secrets_and_ids(quote):
+    url = "postgresql://me:pw@db.host:5432/postgres"
+    s = load_settings({"DATABASE_URL": f"{quote}{url}{quote}",
+                       "SPOTIFY_CLIENT_ID": f" {quote}abc{quote}",
+                       "SPOTIFY_CLIENT_SECRET": f"{quote}shh{quote}"})  # fmt: skip
+    assert (s.database_url, s.client_id, s.client_secret) == (url, "abc", "shh")

@@ -17,7 +17,6 @@ import responses
 from sync.doctor import (
     FAIL,
     OK,
-    SKIP,
     WARN,
     check_settings,
     diagnose,
@@ -107,7 +106,8 @@ def test_common_supabase_mistakes_fail(url, words):
 def test_unparseable_settings_are_reported_not_crashed():
     checks, settings = check_settings({"DATABASE_URL": "mysql://u@h/db"})
     assert settings is None
-    assert checks[0].status == FAIL and "postgresql://" in checks[0].detail
+    assert (checks[0].status, checks[0].name) == (FAIL, "DATABASE_URL")
+    assert "postgresql://" in checks[0].fix
 
 
 def test_actions_without_database_url_names_the_secret():
@@ -117,14 +117,14 @@ def test_actions_without_database_url_names_the_secret():
 
 def test_embedded_database_and_odd_values_warn_only():
     checks, _ = check_settings({
-        "SPOTIFY_CLIENT_ID": '"' + CLIENT_ID + '"', "SPOTIFY_CLIENT_SECRET": CLIENT_SECRET,
+        "SPOTIFY_CLIENT_ID": CLIENT_ID[:-1], "SPOTIFY_CLIENT_SECRET": '"' + CLIENT_SECRET + '"',
         "SPOTIFY_REDIRECT_URI": "http://localhost:8888/callback",
     })  # fmt: skip
     statuses = {c.name: c.status for c in checks}
     assert statuses == {
         "DATABASE_URL": WARN,  # embedded: fine locally, not for Actions
-        "SPOTIFY_CLIENT_ID": WARN,  # quoted
-        "SPOTIFY_CLIENT_SECRET": OK,
+        "SPOTIFY_CLIENT_ID": WARN,  # truncated copy
+        "SPOTIFY_CLIENT_SECRET": OK,  # surrounding quotes are dropped, as every command does
         "SPOTIFY_REDIRECT_URI": WARN,  # localhost: only login cares
     }
 
@@ -156,7 +156,7 @@ def test_healthy_setup_is_all_ok_and_exits_0(db_url, conn, standin):
     assert "client credentials accepted" in out
     assert "refresh token good for 171 more days" in out
     assert "40 min ago" in out and "ok, 1 of 1 users synced" in out
-    assert lines[-1] == "doctor: nothing blocks syncing (0 warning(s))"
+    assert lines[-1] == "doctor: nothing blocks syncing (0 warnings)"
     assert ("POST", "/api/token") in standin.state.requests
     assert CLIENT_SECRET not in out
 
@@ -243,13 +243,27 @@ def test_table_without_row_level_security_is_named_with_the_sql(db_url, conn, st
     assert line.fix == "alter table tracks enable row level security"
 
 
-def test_unmigrated_database_lists_pending_migrations_and_applies_none(empty_db_url, standin):
-    checks = diagnose(env_for(empty_db_url, standin), now=lambda: NOW)
-    line = by_name(checks, "migrations")[0]
-    assert line.status == WARN and "001" in line.detail and "python -m sync migrate" in line.fix
-    assert by_name(checks, "users")[0].status == SKIP
+def test_database_without_tables_blocks_and_says_migrate(empty_db_url, standin):
+    code, out = doctor(env_for(empty_db_url, standin))
+    assert code == 1
+    assert "FAIL  migrations: the database has no tables yet -> fix: python -m sync migrate" in out
+    assert "nothing blocks syncing" not in out
     with psycopg.connect(empty_db_url) as c:  # doctor only reads
         assert c.execute("select to_regclass('user_tokens')").fetchone()[0] is None
+
+
+def test_partly_migrated_database_lists_pending_migrations(empty_db_url, standin, tmp_path):
+    from sync import schema
+
+    first = schema.migrations()[0][1]
+    (tmp_path / first.name).write_text(first.read_text())
+    with psycopg.connect(empty_db_url) as c:  # only the first file applied
+        schema.migrate(c, sql_dir=tmp_path)
+    checks = diagnose(env_for(empty_db_url, standin), now=lambda: NOW)
+    line = by_name(checks, "migrations")[0]
+    assert line.status == WARN and "002" in line.detail and "python -m sync migrate" in line.fix
+    with psycopg.connect(empty_db_url) as c:  # doctor only reads
+        assert c.execute("select to_regclass('listening_days')").fetchone()[0] is None
 
 
 def test_unreachable_database_blocks_and_skips_what_needs_it(standin):
@@ -290,7 +304,7 @@ def test_doctor_subprocess_exit_codes_and_no_secrets(db_url, conn, standin):
 
     broken = run({"DATABASE_URL": "mysql://u:hunter2-secret@h/db"})
     assert broken.returncode == 1, broken.stderr
-    assert broken.stdout.startswith("FAIL  settings: DATABASE_URL is not a valid connection")
+    assert broken.stdout.startswith("FAIL  DATABASE_URL: is not a valid connection string")
     assert "hunter2-secret" not in broken.stdout + broken.stderr
     add_user(conn, "alice", authorized_at=datetime.now(UTC) - timedelta(days=1))
     add_run(conn, datetime.now(UTC) - timedelta(minutes=3))
@@ -306,7 +320,30 @@ def test_password_characters_that_need_url_encoding_are_named_not_shown():
     checks, settings = check_settings(env_for(url))
     assert settings is None
     line = by_name(checks, "DATABASE_URL")[0].line()
-    assert line.startswith("FAIL") and "(# / : @)" in line and "%40" in line
+    assert line.startswith("FAIL") and "'@' and '/' and '#'" in line and "%40" in line
     assert "p@ss" not in line and "w:rd" not in line
     for fine in ("postgresql://u:p%40ss@h.example.org:5432/db", "postgresql://u@h/db"):
         assert by_name(check_settings(env_for(fine))[0], "DATABASE_URL")[0].status == OK
+
+
+def test_fixes_name_the_embedded_database_when_database_url_is_unset(monkeypatch, empty_db_url,
+                                                                    standin):  # fmt: skip
+    env = env_for("", standin)
+    del env["DATABASE_URL"]
+    env["SYNC_DATA_DIR"] = "/srv/shs-data"
+    checks = diagnose(env, database_url=lambda s: empty_db_url, now=lambda: NOW)
+    line = by_name(checks, "migrations")[0]
+    assert (line.status, line.detail) == (FAIL, "the embedded database in /srv/shs-data/ has no "
+                                                "tables yet")  # fmt: skip
+    assert "Supabase" not in line.fix
+
+
+def test_login_fix_names_the_embedded_database(conn):
+    from pathlib import Path as P
+
+    from sync.doctor_users import check_users
+
+    add_user(conn, "alice", status="needs_reauth")
+    line = check_users(conn, NOW, embedded_dir=P(".data"))[0]
+    assert line.status == FAIL and "embedded database in .data/" in line.fix
+    assert "DATABASE_URL pointing" in check_users(conn, NOW)[0].fix

@@ -705,3 +705,20 @@ def test_progress_bar_pads_over_a_longer_previous_line():
     second = stream.getvalue()[len(first) :]
     assert first.endswith("  checking keys, updating analytics")
     assert len(second) == len(first) and second.rstrip().endswith("0.0s")
+
+
+def test_import_reports_episode_like_plays_and_skips_excluded_shows(run, conn, tmp_path):
+    add_user(conn, "alice", "refresh-alice-0001")
+    rows = [account(T0, 1), account(T0 + minutes(60), 2, ms=40 * 60_000, artist="My Podcast"),
+            account(T0 + minutes(120), 3, ms=30 * 60_000, artist="Other Pod")]  # fmt: skip
+    write(tmp_path / "x" / "StreamingHistory0.json", rows)
+    done = run("import", str(tmp_path / "x"), "--user", "alice", "--no-progress",
+               "--exclude-show", "MY PODCAST")  # fmt: skip
+    assert done.code == 0, done.err
+    assert "excluded show 1" in done.out
+    assert (
+        "1 entry of old account-data files (StreamingHistory<n>.json) lasted over 20 minutes"
+        in done.out
+    )
+    assert "My Podcast" not in done.out  # counts only, never names
+    assert conn.execute("select count(*) from listening_history").fetchone()[0] == 2

@@ -232,3 +232,22 @@ def test_account_data_errors_use_account_field_names():
 
 def test_float_ms_played_that_is_whole_is_accepted():
     assert parse([{**extended(T0), "ms_played": 45000.0}]).ms == [45_000]
+
+
+def test_old_account_files_count_episode_like_plays_and_exclude_shows_by_name():
+    from sync.history_import.parse import SKIP_EXCLUDED
+
+    when = datetime(2021, 3, 1, 12, 0, tzinfo=UTC)
+    rows = [account(when, 1),  # a song
+            account(when + timedelta(hours=1), 2, ms=45 * 60_000, artist="Some Talk Show"),
+            account(when + timedelta(hours=2), 3, ms=50 * 60_000, artist="Another Show"),
+            account(when + timedelta(hours=3), 4, ms=25 * 60_000)]  # fmt: skip
+    data = dumps(rows).encode()
+    plain = parse_file("my_spotify_data.zip:MyData/StreamingHistory0.json", data, ACCOUNT,
+                       ParseOptions())  # fmt: skip
+    assert (plain.rows, plain.episode_like, plain.skipped[SKIP_EXCLUDED]) == (4, 3, 0)
+    options = ParseOptions(exclude_shows=frozenset({"some talk show", "another show"}))
+    excluded = parse_file("StreamingHistory0.json", data, ACCOUNT, options)
+    assert (excluded.rows, excluded.episode_like, excluded.skipped[SKIP_EXCLUDED]) == (2, 1, 2)
+    newer = parse_file("StreamingHistory_music_0.json", data, ACCOUNT, ParseOptions())
+    assert newer.episode_like == 0  # podcasts have their own file since 2023

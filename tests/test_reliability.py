@@ -221,7 +221,7 @@ def test_a_killed_run_is_closed_by_the_next_one(run, spotify, conn):
     rows = conn.execute("select id, status from sync_runs order by id").fetchall()
     assert rows == [(1, "killed"), (2, "ok")]
     assert "run 1 (started" in result.err and "closed as killed" in result.err
-    assert "Run(s) 1 never finished" in Path(summary).read_text()
+    assert "Run 1 never finished" in Path(summary).read_text()
 
 
 def test_a_live_run_is_not_closed(run, spotify, conn):
@@ -260,7 +260,7 @@ def test_sigterm_lets_the_user_in_flight_finish_and_records_partial_totals(db_ur
         standin.state.release.set()  # Spotify answers ben's request after all
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "SIGTERM: starting no more users; finishing 1 user(s) in progress" in err
+    assert "SIGTERM: starting no more users; finishing 1 user in progress" in err
     report = json.loads(out)
     assert [(u["user_id"], u["status"]) for u in report["users"]] == [
         ("user-1", "ok"), ("user-2", "ok"), ("user-3", "skipped")]  # fmt: skip

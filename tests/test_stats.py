@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -104,3 +104,51 @@ def test_stats_command_errors_are_one_line(run, conn, alice):
     assert several.code == 2 and "pass --user ID" in several.err
     assert run("stats", "--user", "user-2").code == 0
     assert run("stats", "--user", "carol").code == 2
+
+
+def test_help_lists_every_accepted_period(capsys):
+    from sync.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["stats", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for period in ("7d", "4w", "6m", "12m", "1y", "all", "2025"):
+        assert re.search(rf"\b{period}\b", text), period
+        listening.parse_period(period)  # and each one is accepted
+
+
+def test_readme_documents_the_exit_codes_stats_uses(run, conn, alice):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    row = next(x for x in readme.splitlines() if x.startswith("| `python -m sync stats"))
+    documented = set(re.findall(r"\b([0-2])\b", row.rsplit("|", 2)[-2]))
+    assert {str(run("stats").code), str(run("stats", "--period", "5x").code)} <= documented
+
+
+def test_no_plays_in_the_last_30_days_is_one_line_not_30_empty_bars(conn, alice):
+    later = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)
+    out = stats.render_stats(stats.load_stats(conn, alice, "all", "user-1", later))
+    assert "  No plays in the last 30 days." in out
+    assert not [line for line in out.splitlines() if re.match(r"  \w{3} \d\d-\d\d  ", line)]
+
+
+def test_a_year_shows_that_year_s_streaks(conn, alice):
+    key = alice.key
+    store(conn, key, [(datetime(2025, 6, d, 10, 0, tzinfo=UTC), track(4)) for d in (2, 3, 4)])
+    year = stats.load_stats(conn, alice, "2025", "user-1", NOW)
+    assert (year.longest_streak, year.longest_start, year.longest_end) == (
+        4, date(2025, 6, 1), date(2025, 6, 4))  # fmt: skip
+    assert year.current_streak == 0  # 2025 ended without a streak
+    assert "at the end of 2025 0 days · longest 4 days" in stats.render_stats(year)
+    now = stats.load_stats(conn, alice, "4w", "user-1", NOW)
+    assert (now.current_streak, now.longest_streak) == (2, 4)  # all-time figures otherwise
+
+
+def test_streaks_count_like_listening_streak():
+    d = date(2026, 1, 10)
+    days = [d, d + timedelta(1), d + timedelta(3)]
+    assert listening.streaks(days, d + timedelta(3)) == (1, 2, d, d + timedelta(1))
+    assert listening.streaks(days, d + timedelta(4)) == (1, 2, d, d + timedelta(1))
+    assert listening.streaks(days, d + timedelta(5)) == (0, 2, d, d + timedelta(1))
+    assert listening.streaks([], d) == (0, 0, None, None)

@@ -39,7 +39,7 @@ def test_migrate_command_applies_everything_once(monkeypatch, capsys, tmp_path, 
     first = run("migrate")
     assert first.code == 0, first.err
     done = versions + repeatable
-    assert first.out.strip() == f"applied {len(done)} migration(s): {', '.join(done)}"
+    assert first.out.strip() == f"applied {len(done)} migrations: {', '.join(done)}"
     second = run("migrate")
     assert second.code == 0
     assert second.out.strip() == "schema is up to date"

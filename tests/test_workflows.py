@@ -166,3 +166,13 @@ def test_ci_runs_the_readme_test_command():
     assert command in ci
     assert "TEST_DATABASE_URL=" in ci and "127.0.0.1:5432" in ci
     assert "-eq 5" in ci, "pytest's exit code 5 (no tests collected) must fail CI"
+
+
+def test_sync_header_names_a_readme_section_that_exists():
+    header = [line for line in SYNC.read_text().splitlines() if line.startswith("#")]
+    named = re.findall(r'README "([^"]+)"', " ".join(header))
+    assert named, "the header should say where in the README the set-up is"
+    headings = {line.lstrip("#").strip() for line in (ROOT / "README.md").read_text().splitlines()
+                if line.startswith("#")}  # fmt: skip
+    for section in named:
+        assert section in headings, section

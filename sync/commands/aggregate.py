@@ -10,6 +10,7 @@ from sync import analytics, db
 from sync.config import Settings
 from sync.names import alias
 from sync.store import users as user_store
+from sync.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,10 @@ def cmd_aggregate(args: argparse.Namespace, settings: Settings) -> int:
             rebuilt += 1
             name = alias(user.key, user.user_id, settings.show_user_ids)
             print(
-                f"{name}: rebuilt from {plays:,} plays "
+                f"{name}: rebuilt from {plural(plays, 'play')} "
                 f"({user.time_zone}) in {time.monotonic() - started:.1f}s"
             )
         if rebuilt == 0:
-            print(f"analytics are up to date for {len(users)} user(s) (--full rebuilds anyway)")
+            users_text = plural(len(users), "user")
+            print(f"analytics are up to date for {users_text} (--full rebuilds anyway)")
     return 0

@@ -48,6 +48,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         min_ms=int(round(min_seconds * 1000)),
         include_podcasts=getattr(args, "include_podcasts", False),
         include_video=getattr(args, "include_video", False),
+        exclude_shows=frozenset(s.strip().lower() for s in getattr(args, "exclude_show", [])),
     )
     sources, ignored = find_sources(args.paths)
     if not sources:

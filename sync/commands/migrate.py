@@ -7,6 +7,7 @@ import logging
 
 from sync import db, schema
 from sync.config import Settings
+from sync.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -14,6 +15,6 @@ log = logging.getLogger(__name__)
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     with db.open_database(settings, migrate=False) as conn:
         applied = schema.migrate(conn)
-    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied
+    print(f"applied {plural(len(applied), 'migration')}: {', '.join(applied)}" if applied
           else "schema is up to date")  # fmt: skip
     return 0

@@ -33,6 +33,7 @@ from sync.spotify.client import SpotifyClient
 from sync.statuses import RunStatus, UserStatus
 from sync.store import runs
 from sync.store.runs import Candidate
+from sync.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,8 @@ class _Signals:
                 if signum == signal.SIGINT
                 else "a second signal stops now"
             )
-            print(f"{name}: starting no more users; finishing {busy} user(s) in progress ({hint})",
+            print(f"{name}: starting no more users; finishing {plural(busy, 'user')} in progress "
+                  f"({hint})",
                   file=sys.stderr, flush=True)  # fmt: skip
             return
         if self.control.exit_when_safe(self.exit_now):

@@ -20,7 +20,8 @@ from sync import db
 from sync.commands.login import cmd_login
 from sync.commands.migrate import cmd_migrate
 from sync.config import DEFAULT_REDIRECT_URI, load_settings, url_password
-from sync.doctor import FAIL, Check, check_users, run_doctor
+from sync.doctor import FAIL, Check, run_doctor
+from sync.doctor_users import check_users
 from sync.errors import UserError
 from sync.redact import Redactor
 from sync.setup.checks import (
@@ -34,6 +35,7 @@ from sync.setup.envfile import ensure_ignored, write_env
 from sync.setup.github import GithubOptions, github_step
 from sync.setup.prompts import SetupIO, clean_value, confirm, need
 from sync.signin import LoginIO
+from sync.urlcheck import is_placeholder
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +74,9 @@ def _given(io: SetupIO, name: str, flag_value: str | None, env: Mapping[str, str
 def _protect(io: SetupIO, value: str | None) -> None:
     """Keep a value, and a connection string's password, out of everything printed."""
     io.redactor.protect(value)
-    if value and "://" in value:
-        io.redactor.protect(url_password(value))
+    password = url_password(value) if value and "://" in value else None
+    if password and not is_placeholder(password):  # Supabase's [YOUR-PASSWORD] is no secret
+        io.redactor.protect(password)
 
 
 def spotify_step(io: SetupIO, args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, str]:

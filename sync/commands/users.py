@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from typing import TextIO
 
 from sync import analytics, db
@@ -14,6 +15,7 @@ from sync.errors import UserError
 from sync.names import alias
 from sync.store import plays as plays_store
 from sync.store import users as user_store
+from sync.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +34,17 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
             status + (f" ({reason})" if reason and status != "active" else ""),
             f"{last_ok:%Y-%m-%d %H:%M}" if last_ok else "never",
             str(plays),
-            "-" if status == "removed" else f"{expires:%Y-%m-%d}",
+            _expiry(status, expires),
         ))  # fmt: skip
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+def _expiry(status: str, expires: datetime) -> str:
+    """A removed user has no token; one who must sign in again has none that works."""
+    return {"removed": "-", "needs_reauth": "sign in again"}.get(status, f"{expires:%Y-%m-%d}")
 
 
 def cmd_set_timezone(args: argparse.Namespace, settings: Settings) -> int:
@@ -75,12 +82,12 @@ def cmd_remove_user(
         who = f"{name} (Spotify user {user_id})" if name != user_id else name
         if args.keep_history:
             if status == "removed":
-                say(f"{name} is already removed; its {plays} plays are kept.")
+                say(f"{name} is already removed; its {plural(plays, 'play')} kept.")
                 return 0
-            what = (f"Remove {who}: erase its tokens and stop syncing it; its {plays} plays "
-                    "and statistics stay.")  # fmt: skip
+            what = (f"Remove {who}: erase its tokens and stop syncing it; its "
+                    f"{plural(plays, 'play')} and statistics stay.")  # fmt: skip
         else:
-            what = (f"Remove {who} and delete its {plays} plays and statistics. "
+            what = (f"Remove {who} and delete its {plural(plays, 'play')} and statistics. "
                     "This cannot be undone.")  # fmt: skip
         if not args.yes:
             say(what)
@@ -97,10 +104,10 @@ def cmd_remove_user(
         with conn.transaction():
             deleted = user_store.remove_user(conn, key, args.keep_history)
     if args.keep_history:
-        say(f"Removed {name}: tokens erased, no longer synced; {plays} plays kept. "
+        say(f"Removed {name}: tokens erased, no longer synced; {plural(plays, 'play')} kept. "
             "python -m sync login as that account resumes syncing.")  # fmt: skip
     else:
-        say(f"Removed {name} and its {deleted} plays.")
+        say(f"Removed {name} and its {plural(deleted, 'play')}.")
     say("The user can also revoke the app's access on Spotify's side: account page > "
         "Manage apps.")  # fmt: skip
     return 0

@@ -116,6 +116,7 @@ class Loader:
         self._step("parse (waiting)")
         result = FileResult(parsed.name, parsed.kind, parsed.entries)
         result.skipped.update(parsed.skipped)
+        result.episode_like = parsed.episode_like
         self.files[file_no] = result
         if not parsed.rows:
             return

@@ -9,13 +9,16 @@ from dataclasses import dataclass, field
 from sync.history_import.parse import (
     ACCOUNT,
     ACCOUNT_PODCAST,
+    EPISODE_LIKE_MS,
     EXTENDED,
     EXTENDED_VIDEO,
     SKIP_DUPLICATE,
+    SKIP_EXCLUDED,
     SKIP_NO_SLOT,
     SKIP_REASONS,
 )
 from sync.store.sources import MATCH_TOLERANCE_MS
+from sync.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,7 @@ class FileResult:
     already: int = 0  # plays the history held already (earlier import, or matched before)
     replaced: int = 0  # account-data plays replaced by this extended-history play
     skipped: Counter = field(default_factory=Counter)
+    episode_like: int = 0  # old account data: plays long enough to be podcast episodes
 
     @property
     def skipped_total(self) -> int:
@@ -74,15 +78,12 @@ SKIP_LABEL = {
     "audiobook": "audiobook",
     "video": "video",
     "no_track": "no track",
+    SKIP_EXCLUDED: "excluded show",
     "incognito": "incognito",
     "short": "too short",
     SKIP_DUPLICATE: "duplicate",
     SKIP_NO_SLOT: "no free time slot",
 }
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
 def _skips(counts: Counter) -> str:
@@ -105,7 +106,7 @@ def report_lines(result: ImportResult, who: str) -> list[str]:
     rate = result.total("entries") / result.duration_s if result.duration_s else 0.0
     lines.append(
         f"imported {', '.join(kinds) or 'nothing'} for {who}: "
-        f"{_plural(len(result.files), 'file')}, "
+        f"{plural(len(result.files), 'file')}, "
         f"{result.total('entries'):,} entries read, {result.total('new'):,} new plays, "
         f"{result.total('matched'):,} synced plays gained ms_played, "
         f"{result.total('already'):,} already stored"
@@ -113,6 +114,14 @@ def report_lines(result: ImportResult, who: str) -> list[str]:
            if result.total("replaced") else "")
         + f", {_skips(result.skipped())} in {result.duration_s:.1f}s ({rate:,.0f} entries/s)"
     )  # fmt: skip
+    episode_like = result.total("episode_like")
+    if episode_like:
+        lines.append(
+            f"{plural(episode_like, 'entry', 'entries')} of old account-data files "
+            f"(StreamingHistory<n>.json) lasted over {EPISODE_LIKE_MS // 60_000} minutes and may "
+            "be podcast episodes: that format does not tell episodes from songs. Skip a show "
+            "with --exclude-show NAME (its name as the file's artistName)"
+        )
     if result.offsets:
         o = result.offsets
         lines.append(

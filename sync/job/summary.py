@@ -155,7 +155,8 @@ def summary_markdown(result: RunResult, name, run_url: str | None = None) -> str
         out += [f"> [!WARNING]\n> The run stopped early: {result.stopped}.", ""]
     if result.killed_runs:
         ids = ", ".join(str(i) for i, _ in result.killed_runs)
-        out += [f"> [!NOTE]\n> Run(s) {ids} never finished (killed); closed as `killed`.", ""]
+        runs = "Run" if len(result.killed_runs) == 1 else "Runs"
+        out += [f"> [!NOTE]\n> {runs} {ids} never finished (killed); closed as `killed`.", ""]
     if gaps:
         out += [
             f"> [!WARNING]\n> Possible gap for {', '.join(gaps)}: all 50 plays in Spotify's "

@@ -13,6 +13,7 @@ from sync.spotify.client import InvalidGrant, SpotifyClient, TokenResponse
 from sync.statuses import UserStatus
 from sync.store import users as user_store
 from sync.store.users import User
+from sync.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ def expiry_warning(user: User, now: datetime) -> str | None:
     for days in sorted(EXPIRY_WARNING_DAYS):
         if left <= timedelta(days=days):
             return (
-                f"refresh token expires in {left.days} days ({expires:%Y-%m-%d}): "
+                f"refresh token expires in {plural(left.days, 'day')} ({expires:%Y-%m-%d}): "
                 "sign in again before then (python -m sync login)"
             )
     return None

@@ -18,10 +18,9 @@ from typing import TextIO
 
 from sync.errors import UserError
 from sync.redact import Redactor
+from sync.urlcheck import unquote
 
 log = logging.getLogger(__name__)
-
-_QUOTES = ('"', "'")
 
 
 def _run(argv: Sequence[str], stdin: str | None = None, timeout: float = 60) -> tuple[int, str]:
@@ -58,9 +57,7 @@ class SetupIO:
 
 def clean_value(name: str, raw: str) -> str:
     """Trim, drop one pair of surrounding quotes (people paste "abc"), refuse inner spaces."""
-    value = raw.strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in _QUOTES:
-        value = value[1:-1].strip()
+    value = unquote(raw)
     if any(ch.isspace() for ch in value):
         raise UserError(f"{name} contains a space or line break: copy it again, without spaces")
     return value

@@ -1,0 +1,42 @@
+"""`python -m sync db url|stop`: look at the embedded database with any SQL client."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from sync import datadir, db
+from sync.config import Settings
+from sync.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def _embedded_only(settings: Settings, action: str) -> None:
+    if settings.database_url:
+        raise UserError(
+            f"DATABASE_URL is set, so commands use that database, not the embedded one: "
+            f"nothing to {action} (its connection string is your DATABASE_URL; not printed here)"
+        )
+
+
+def cmd_db_url(args: argparse.Namespace, settings: Settings) -> int:
+    """Start the embedded server, keep it running after this command, print its URL."""
+    _embedded_only(settings, "show")
+    (settings.data_dir / datadir.KEEP_RUNNING).parent.mkdir(parents=True, exist_ok=True)
+    datadir.refuse_if_committable(settings.data_dir)
+    (settings.data_dir / datadir.KEEP_RUNNING).touch()
+    with db.open_database(settings):  # migrated, so a client sees the tables
+        url = db.database_url(settings)
+    print(url.replace("://postgres:@", "://postgres@", 1))
+    log.info("the embedded Postgres keeps running until: python -m sync db stop")
+    return 0
+
+
+def cmd_db_stop(args: argparse.Namespace, settings: Settings) -> int:
+    _embedded_only(settings, "stop")
+    if db.stop_embedded(settings.data_dir):
+        print(f"stopped the embedded Postgres in {settings.data_dir}")
+    else:
+        print(f"the embedded Postgres in {settings.data_dir} was not running")
+    return 0
