@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 
 import psycopg
 
-from sync.job.transform import AlbumRow, ArtistRow, TrackRow
+from sync.store.rows import AlbumRow, ArtistRow, TrackRow
 
 # Every aggregate table as a normalised relation: day arrays unnested, rows ordered.
 SNAPSHOT_QUERIES = {

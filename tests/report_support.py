@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
-from sync.job.transform import AlbumRow, ArtistRow
+from sync.store.rows import AlbumRow, ArtistRow
 from tests.conftest import add_user
 from tests.test_analytics import store, track
 

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from sync import analytics, schema
-from sync.job.transform import AlbumRow, ArtistRow, Play, TrackRow
 from sync.store import plays as plays_store
+from sync.store.rows import AlbumRow, ArtistRow, Play, TrackRow
 from tests.analytics_support import rebuilt_snapshot, snapshot
 from tests.conftest import add_user
 from tests.spotify_fakes import item, window

@@ -19,8 +19,8 @@ import psycopg
 import pytest
 
 from sync import analytics
-from sync.job.transform import Play
 from sync.store import plays as plays_store
+from sync.store.rows import Play
 from tests.analytics_support import (
     StoredPlay,
     array_problems,

@@ -2,50 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from sync.store.rows import AlbumRow, ArtistRow, Play, TrackRow
 
 
 class SkipItem(ValueError):
     """An item that cannot be stored (no track, unreadable time); counted, not fatal."""
-
-
-@dataclass(frozen=True)
-class ArtistRow:
-    uri: str
-    spotify_id: str | None
-    name: str
-
-
-@dataclass(frozen=True)
-class AlbumRow:
-    uri: str
-    spotify_id: str | None
-    name: str
-    album_type: str | None
-    release_date: str | None
-    image_url: str | None
-
-
-@dataclass(frozen=True)
-class TrackRow:
-    uri: str
-    spotify_id: str | None
-    name: str
-    duration_ms: int | None
-    explicit: bool | None
-    is_local: bool
-    isrc: str | None
-    track_number: int | None
-    disc_number: int | None
-    album: AlbumRow | None
-    artists: tuple[ArtistRow, ...]
-
-
-@dataclass(frozen=True)
-class Play:
-    played_at: datetime
-    track: TrackRow
 
 
 def parse_played_at(value: object) -> datetime:

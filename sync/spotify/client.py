@@ -4,6 +4,9 @@ Nothing here logs headers, bodies or tokens: errors carry the HTTP status and
 Spotify's error code/description only, and log lines name a user by the alias the
 caller passes as `who` (user-N), never by Spotify id.
 
+Over 400 lines on purpose: the funnel, its typed errors and the token and Web API calls
+that use it are one unit, and splitting them would scatter the retry rules.
+
 Why the retry loop is ours and not urllib3's `Retry` on the adapter: `Retry` sleeps
 with time.sleep inside the adapter, where a stop signal cannot wake it, the run's
 deadline cannot cut it short and the shared 429 pause cannot hold it; its log lines

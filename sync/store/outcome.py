@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg.types.json import Jsonb
 
-from sync.job.transform import Play
 from sync.store.plays import track_json
+from sync.store.rows import Play
 from sync.store.sources import MATCH_TOLERANCE_MS
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 import psycopg
 from psycopg.types.json import Jsonb
 
-from sync.job.transform import Play, TrackRow
+from sync.store.rows import Play, TrackRow
 from sync.store.sources import MATCH_TOLERANCE_MS, SOURCE_API
 
 

@@ -41,8 +41,8 @@ import psycopg
 from sync import analytics, schema
 from sync.commands.stats import cmd_stats
 from sync.config import load_settings
-from sync.job.transform import AlbumRow, ArtistRow, Play, TrackRow
 from sync.store import plays as plays_store
+from sync.store.rows import AlbumRow, ArtistRow, Play, TrackRow
 from tests.pg import with_dbname
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -33,8 +33,8 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from sync.job.transform import AlbumRow, ArtistRow, Play, TrackRow
 from sync.store import plays as plays_store
+from sync.store.rows import AlbumRow, ArtistRow, Play, TrackRow
 from tests.pg import PgCluster
 
 START = datetime(2017, 1, 1, tzinfo=UTC)

@@ -1,0 +1,83 @@
+"""The package's shape (README, "Map of the package"): imports flow one way, no cycles,
+and modules stay small unless they say why."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SYNC = Path(__file__).resolve().parent.parent / "sync"
+# Lower numbers are lower layers; a module may import its own layer or lower ones.
+LAYERS = (
+    (5, ("sync.cli", "sync.__main__")),
+    (4, ("sync.commands",)),
+    (3, ("sync.job", "sync.history_import", "sync.analytics", "sync.listening", "sync.stats",
+         "sync.report_data", "sync.html_", "sync.signin", "sync.doctor", "sync.setup")),
+    (2, ("sync.store", "sync.spotify")),
+)  # fmt: skip
+
+
+def _layer(module: str) -> int:
+    for level, prefixes in LAYERS:
+        if module.startswith(prefixes):
+            return level
+    return 1  # db, schema, config, control, names, statuses, locks, text, ...
+
+
+def _imports() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for path in SYNC.rglob("*.py"):
+        name = ".".join(path.relative_to(SYNC.parent).with_suffix("").parts)
+        name = name.removesuffix(".__init__")
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sync"):
+                if node.module == "sync":
+                    found |= {f"sync.{alias.name}" for alias in node.names}
+                else:
+                    found.add(node.module)
+        graph[name] = found
+    return graph
+
+
+def test_imports_flow_one_way():
+    upward = [
+        (module, imported)
+        for module, imports in _imports().items()
+        for imported in imports
+        if _layer(imported) > _layer(module)
+    ]
+    assert upward == []
+
+
+def test_no_import_cycles():
+    graph = _imports()
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in graph.get(module, ()):
+            if target not in graph:
+                continue
+            if state.get(target) == 1:
+                cycles.append(path + [module, target])
+            elif not state.get(target):
+                visit(target, path + [module])
+        state[module] = 2
+
+    for module in graph:
+        if not state.get(module):
+            visit(module, [])
+    assert cycles == []
+
+
+def test_long_modules_say_why_at_their_top():
+    long = []
+    for path in SYNC.rglob("*.py"):
+        text = path.read_text()
+        if text.count("\n") > 420:
+            doc = ast.get_docstring(ast.parse(text)) or ""
+            if "400" not in doc:
+                long.append(path.name)
+    assert long == []
