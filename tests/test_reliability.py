@@ -13,6 +13,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
+
 from sync import db
 from sync.control import RunControl
 from sync.job.pipeline import Context, Options, run_sync
@@ -201,12 +203,48 @@ def test_a_user_held_for_hours_by_another_run_is_a_warning_with_exit_1(run, spot
     assert "::error" not in result.err  # not in Actions: no workflow commands
 
 
+def test_a_table_lock_held_by_an_import_is_a_bounded_wait(run, spotify, conn, db_url, monkeypatch):
+    from sync.job import pipeline
+
+    monkeypatch.setattr(pipeline, "LOCK_TIMEOUT", "200ms")
+    add_user(conn, "alice", "refresh-alice-0001")
+    spotify.add_user("alice", "refresh-alice-0001", window(NEWEST, 3))
+    with psycopg.connect(db_url) as importer:  # a bulk import's transaction, still open
+        importer.execute("lock table listening_history in access exclusive mode")
+        result = run("run", "--json")
+    assert result.code == 0, result.err
+    (user,) = result.report["users"]
+    assert user["status"] == "skipped"
+    assert user["error"].startswith("the database is busy (a lock held longer than 200ms")
+    assert run("run", "--json").report["users"][0]["new_tracks"] == 3  # next run continues
+
+
 def test_run_refuses_a_transaction_pooler_url(run):
     run.env(DATABASE_URL="postgresql://postgres.abc:pw@aws-0-eu.pooler.supabase.com:6543/postgres")
     result = run("run")
     assert result.code == 2
     assert "port 6543, Supabase's transaction pooler" in result.err
     assert "pw" not in result.err.replace("pooler", "")
+
+
+def test_run_accepts_the_alias_logs_show(run, spotify, conn):
+    add_user(conn, "alice", "refresh-alice-0001")
+    bob = add_user(conn, "bob", "refresh-bob-0001")
+    spotify.add_user("bob", "refresh-bob-0001", window(NEWEST, 2))
+    result = run("run", "--json", "--user", f"user-{bob}")
+    assert result.code == 0, result.err
+    assert [u["user_id"] for u in result.report["users"]] == [f"user-{bob}"]
+    unknown = run("run", "--user", "user-99")
+    assert unknown.code == 2 and "no active user user-99" in unknown.err
+
+
+def test_a_run_without_users_says_what_to_do_and_warns_in_actions(run, conn):
+    summary = run.actions()
+    result = run("run")
+    assert result.code == 0
+    assert "no users to sync yet: sign in with python -m sync login" in result.err
+    assert "::warning title=No users::" in result.err
+    assert "No users in `user_tokens` yet, so nothing is synced" in Path(summary).read_text()
 
 
 # -- 3. killed runs and signals -------------------------------------------------------------

@@ -37,7 +37,9 @@ from sync.store.runs import Candidate
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=15)  # how long a claim on a user lasts if its run dies
-LOCKED_WARNING_AFTER = timedelta(hours=3)  # a user held by another run this long is a warning
+LOCKED_WARNING_AFTER = timedelta(hours=3)  # a user held by another run this long: a warning
+LOCK_TIMEOUT = "15s"  # longest wait for a table or row lock (an import, maintenance)
+STATEMENT_TIMEOUT = "5min"  # longest any one statement of the job may run
 
 
 @dataclass
@@ -200,6 +202,9 @@ class _Connections:
         if conn is None or conn.closed or conn.broken:
             conn = self._connect(self._url)
             conn.autocommit = True
+            # No wait is unbounded: a bulk import holds table locks for its whole run.
+            conn.execute(f"set lock_timeout = '{LOCK_TIMEOUT}'; "
+                         f"set statement_timeout = '{STATEMENT_TIMEOUT}'")  # fmt: skip
             with self._lock:
                 self._all.append(conn)
             self._local.conn = conn
@@ -264,6 +269,10 @@ def run_sync(
                 res.error_class, res.error = _describe(exc)
             except tokens.UserChanged as exc:
                 res.status, res.error = Outcome.SKIPPED, str(exc)
+            except psycopg.errors.LockNotAvailable:
+                res.status = Outcome.SKIPPED
+                res.error = (f"the database is busy (a lock held longer than {LOCK_TIMEOUT}: an "
+                             "import or maintenance); the next run continues")  # fmt: skip
             except Forbidden as exc:
                 res.error_class, res.error = _describe(exc)
                 if user.last_outcome in (Outcome.REFUSED, Outcome.FAILED) and (
