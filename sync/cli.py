@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="ID",
-        help="sync only this Spotify user id (repeatable)",
+        help="sync only this user: Spotify id or alias user-N (repeatable)",
     )
     run.add_argument(
         "--dry-run",
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=None,
         metavar="SECONDS",
-        help="stop starting new users after this long (e.g. 600, 10m)",
+        help="end the run within this long, waits included (e.g. 600, 10m)",
     )
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     run.set_defaults(func=_lazy("run", "cmd_run"))
