@@ -130,7 +130,8 @@ def check_last_run(conn: psycopg.Connection, now: datetime) -> Check:
         return Check(SKIP, name, "no sync_runs table yet (run python -m sync migrate)")
     row = conn.execute(
         """select id, started_at, finished_at, status, trigger, run_url, users_total,
-                  users_synced, users_failed, tracks_added
+                  users_synced, users_failed, tracks_added,
+                  (to_jsonb(sync_runs) ->> 'alive_until')::timestamptz  -- none before sql/006
              from sync_runs where not dry_run order by started_at desc, id desc limit 1"""
     ).fetchone()
     if row is None:
@@ -141,7 +142,7 @@ def check_last_run(conn: psycopg.Connection, now: datetime) -> Check:
             "no run recorded yet",
             "python -m sync run here, or on GitHub: Actions > sync > Run workflow",
         )
-    run_id, started, finished, status, trigger, run_url, total, synced, failed, added = row
+    run_id, started, finished, status, trigger, run_url, total, synced, failed, added, alive = row
     failures = conn.execute(
         """select coalesce(error_class, status), count(*) from sync_run_users
             where run_id = %s and status in ('failed', 'needs_reauth') group by 1 order by 1""",
@@ -168,11 +169,13 @@ def check_last_run(conn: psycopg.Connection, now: datetime) -> Check:
             f"{summary}: failed, {failed} of {total} users failed ({kinds})",
             f"python -m sync users shows who{where}",
         )
-    if status == "running" and now - started > timedelta(hours=1):
+    dead = alive < now if alive else now - started > timedelta(hours=1)
+    if status in ("running", "killed") and (dead or status == "killed"):
         return Check(
             WARN,
             name,
-            f"{summary}: never finished (cancelled or timed out?)",
+            f"{summary}: never finished: killed (SIGKILL, out of memory, a lost runner, or "
+            "timeout-minutes); the next run records it as killed",
             f"look at that run in the Actions tab{where}",
         )
     if status == "running":

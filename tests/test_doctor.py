@@ -347,3 +347,16 @@ def test_login_fix_names_the_embedded_database(conn):
     line = check_users(conn, NOW, embedded_dir=P(".data"))[0]
     assert line.status == FAIL and "embedded database in .data/" in line.fix
     assert "DATABASE_URL pointing" in check_users(conn, NOW)[0].fix
+
+
+def test_doctor_reports_a_run_that_was_killed(conn):
+    from sync.doctor_users import check_last_run
+
+    conn.execute(
+        "insert into sync_runs (status, started_at, alive_until) "
+        "values ('running', now() - interval '30 minutes', now() - interval '1 minute')"
+    )
+    check = check_last_run(conn, datetime.now(UTC))
+    assert check.status == WARN and "never finished: killed" in check.detail
+    conn.execute("update sync_runs set alive_until = now() + interval '10 minutes'")
+    assert check_last_run(conn, datetime.now(UTC)).detail.endswith("running now")
