@@ -18,7 +18,9 @@ DB_PASSWORD = "pw-Quietly-7788"  # the test server trusts everyone: it only has 
 
 
 def with_password(url: str) -> str:
-    return url.replace("postgres@", f"postgres:{DB_PASSWORD}@", 1)
+    with_pw = re.sub(r"//postgres:?@", f"//postgres:{DB_PASSWORD}@", url, count=1)
+    assert DB_PASSWORD in with_pw, "a test URL the password could not be put into"
+    return with_pw
 
 
 def base_env(standin: Standin, **extra: str) -> dict[str, str]:

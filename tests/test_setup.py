@@ -189,7 +189,8 @@ def test_unattended_with_flags_and_environment_asks_nothing(standin, gh_bin, db_
 
 
 def test_refused_values_from_env_are_asked_for_again_in_a_terminal(standin, gh_bin, db_url):
-    placeholder = db_url.replace("postgres@", "postgres:[YOUR-PASSWORD]@")
+    placeholder = re.sub(r"//postgres:?@", "//postgres:[YOUR-PASSWORD]@", db_url, count=1)
+    assert "[YOUR-PASSWORD]" in placeholder  # embedded URLs read postgres:@
     env = base_env(standin, SPOTIFY_CLIENT_ID=CLIENT_ID, SPOTIFY_CLIENT_SECRET="0" * 32,
                    DATABASE_URL=placeholder)  # fmt: skip
     out = io.StringIO()
