@@ -180,24 +180,32 @@ def three_runs(code, cluster, users, concurrency, latency, delay) -> dict[str, R
     return runs
 
 
-def counts(code: Path, cluster: PgCluster, n: int) -> None:
+def counts(code: Path, cluster: PgCluster, n: int) -> dict[str, float]:
+    """Round trips per user of each scenario; prints them with the fixed cost."""
     small = three_runs(code, cluster, n, 1, 0.0, 0.0)
     large = three_runs(code, cluster, 2 * n, 1, 0.0, 0.0)
-    print(f"round trips per user ((2N - N) / N, N = {n}, --concurrency 1, no delay):")
+    print(
+        f"round trips per user ((2N - N) / N, N = {n}, --concurrency 1, no delay); each "
+        "connection's count includes its closing message (Terminate), which waits for no "
+        "reply, so it is shown as '+ 1 close':"
+    )
+    per_users = {}
     for key in SCENARIOS:
-        per_user = (large[key].round_trips - small[key].round_trips) / n
+        per_user = per_users[key] = (large[key].round_trips - small[key].round_trips) / n
         fixed = small[key].round_trips - n * per_user
         own = small[key].connections[0]
         workers = small[key].connections[1:]
         setup = (fixed - own) / len(workers) if workers else 0.0
         print(
             f"  {LABELS[key]:<42} {per_user:5.2f} per user | fixed {fixed:4.1f}: run's own "
-            f"connection {own}, {len(workers)} other connection(s) x {setup:.1f} setup | "
-            f"Spotify requests {large[key].requests / (2 * n):.2f} per user"
+            f"connection {own - 1} + 1 close, {len(workers)} worker connection(s) x "
+            f"({setup - 1:.1f} + 1 close) | Spotify requests "
+            f"{large[key].requests / (2 * n):.2f} per user"
         )
+    return per_users
 
 
-def walls(code: Path, cluster: PgCluster, args: argparse.Namespace) -> None:
+def walls(code: Path, cluster: PgCluster, args: argparse.Namespace, per_users: dict) -> None:
     for delay in (float(d) for d in args.delays.split(",")):
         for attempt in range(args.repeat):
             runs = three_runs(code, cluster, args.users, args.concurrency, args.latency, delay)
@@ -209,9 +217,13 @@ def walls(code: Path, cluster: PgCluster, args: argparse.Namespace) -> None:
             )
             for key in SCENARIOS:
                 r = runs[key]
+                fixed = ""
+                if key in per_users:
+                    extra = r.round_trips - args.users * per_users[key]
+                    fixed = f" (fixed: {extra:.0f} = total - {args.users} x per user)"
                 print(
                     f"  {LABELS[key]:<42} {r.wall_s:6.2f} s | {r.round_trips} round trips "
-                    f"on {len(r.connections)} connections, {r.requests} Spotify requests"
+                    f"on {len(r.connections)} connections{fixed}, {r.requests} Spotify requests"
                 )
 
 
@@ -231,10 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     cluster = PgCluster()
     try:
         build_template(cluster, code)
-        if not args.skip_counts:
-            counts(code, cluster, args.count_users)
+        per_users = {} if args.skip_counts else counts(code, cluster, args.count_users)
         if not args.skip_wall:
-            walls(code, cluster, args)
+            walls(code, cluster, args, per_users)
         return 0
     finally:
         cluster.close()
