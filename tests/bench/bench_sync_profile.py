@@ -49,27 +49,24 @@ def _timed(owner: object, name: str, label: str) -> None:
 
 
 def instrument() -> None:
-    from sync import analytics, db, schema
+    from sync import db, schema
     from sync.job import pipeline, tokens
     from sync.spotify import client as spotify
-    from sync.store import plays, runs, users
+    from sync.store import outcome, runs, users
 
     _timed(db, "connect", "db.connect")
     _timed(schema, "migrate", "schema.migrate")
-    for name in (
-        "load_users", "try_lock_user", "unlock_user", "newest_played_at", "insert_plays",
-        "upsert_tracks", "save_tokens", "record_user_result",
-    ):  # fmt: skip
-        owner = next(m for m in (users, plays, runs) if hasattr(m, name))
-        _timed(owner, name, f"{owner.__name__}.{name}")
-    _timed(tokens, "refresh_access_token", "tokens.refresh_access_token (HTTP + save + commit)")
-    _timed(pipeline, "sync_user", "pipeline.sync_user (whole user, excl. lock/record)")
+    _timed(runs, "candidates", "runs.candidates")
+    _timed(runs, "open_run", "runs.open_run")
+    _timed(runs, "finish_run", "runs.finish_run")
+    _timed(users, "claim", "users.claim (one UPDATE)")
+    _timed(users, "save_tokens", "users.save_tokens")
+    _timed(outcome, "save", "outcome.save (sync_store_user: the whole write)")
+    _timed(tokens, "refresh_access_token", "tokens.refresh_access_token (HTTP + save)")
+    _timed(pipeline, "sync_user", "pipeline.sync_user (whole user)")
     _timed(pipeline, "fetch_window", "pipeline.fetch_window")
     _timed(pipeline, "parse_items", "pipeline.parse_items")
-    _timed(analytics, "refresh_days", "analytics.refresh_days")
     _timed(spotify.SpotifyClient, "request", "SpotifyClient.request (HTTP)")
-    _timed(psycopg.Connection, "commit", "psycopg commit")
-    _timed(psycopg.Connection, "rollback", "psycopg rollback")
     _timed(psycopg.Connection, "execute", "psycopg execute (one statement)")
 
 
