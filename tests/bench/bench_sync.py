@@ -6,6 +6,7 @@ else an embedded server), then prints figures. Nothing here asserts: read the ou
 
     python -m tests.bench.bench_sync                    # 100 users x 50 plays, 3 cold runs
     python -m tests.bench.bench_sync --history-rows 0   # skip the 1,000,000-row storage part
+    python -m tests.bench.bench_sync --scaling 100,300,1000 --concurrency 16   # scaling table
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class RunFigures:
     users: int
     tracks_added: int
     statuses: Counter
+    standin_cpu_s: float = 0.0  # CPU of this process meanwhile: the stand-in Spotify's threads
 
     @property
     def total_requests(self) -> int:
@@ -70,6 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="rows for the synthetic storage measurement (0 skips it)",
     )
     p.add_argument("--database-url", help="admin URL of a Postgres to create databases on")
+    p.add_argument(
+        "--scaling",
+        metavar="N,N,...",
+        help="instead of the above: for each user count a first sync and a steady-state "
+        "sync (valid tokens, 10 new plays per user), each against its ideal",
+    )
     return p.parse_args(argv)
 
 
@@ -94,6 +102,7 @@ def run_once(label: str, db_url: str, standin: Standin, concurrency: int) -> Run
         standin.state.requests.clear()
     cmd = [sys.executable, "-m", "sync", "run", "--concurrency", str(concurrency), "--json"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own_before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     proc = subprocess.run(
         cmd,
@@ -106,7 +115,11 @@ def run_once(label: str, db_url: str, standin: Standin, concurrency: int) -> Run
     )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own_after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    standin_cpu = (own_after.ru_utime - own_before.ru_utime) + (
+        own_after.ru_stime - own_before.ru_stime
+    )
     try:
         report = json.loads(proc.stdout)
     except json.JSONDecodeError:
@@ -126,6 +139,7 @@ def run_once(label: str, db_url: str, standin: Standin, concurrency: int) -> Run
         users=report["users_total"],
         tracks_added=report["tracks_added"],
         statuses=Counter(u["status"] for u in report["users"]),
+        standin_cpu_s=standin_cpu,
     )
 
 
@@ -155,6 +169,52 @@ def print_run(fig: RunFigures, latency: float, concurrency: int) -> None:
         f"ideal {ideal:.2f} s, target {target:.2f} s: {verdict} ({fig.wall_s / target:.0%}) | "
         f"exit {fig.exit_code}, {dict(fig.statuses)}, {fig.tracks_added} plays added"
     )
+
+
+def add_new_plays(state: StandinState, count: int = 10) -> None:
+    """`count` plays newer than any stored one for every user (Spotify keeps the newest 50)."""
+    newest = datetime.now(UTC).replace(microsecond=0)
+    with state.lock:
+        for n, (user, items) in enumerate(sorted(state.plays.items())):
+            fresh = window(newest - timedelta(seconds=n), count, start_n=10_000_000 + n * count)
+            state.plays[user] = (fresh + items)[:50]
+
+
+def scaling(cluster: PgCluster, args: argparse.Namespace) -> None:
+    """First sync and steady state for each user count, against ideal and goal."""
+    goals = {"first sync": (1.3, 1.5), "steady state": (1.5, 1.5)}
+    print(
+        f"scaling: {args.plays} plays per user, latency {args.latency * 1000:.0f} ms, "
+        f"--concurrency {args.concurrency}; goal: first sync within 1.3 x ideal + 1.5 s, "
+        "steady state (valid tokens, 10 new plays per user) within 1.5 x ideal + 1.5 s"
+    )
+    print(
+        "  users | run          | requests | plays added | ideal s | goal s | wall s | in-run s | "
+        "CPU s | stand-in CPU s | met | load"
+    )
+    for users in (int(n) for n in args.scaling.split(",")):
+        db_url = cluster.create()
+        try:
+            with Standin(StandinState(latency=args.latency)) as standin:
+                seed(db_url, standin.state, users, args.plays)
+                first = run_once("first sync", db_url, standin, args.concurrency)
+                add_new_plays(standin.state)
+                steady = run_once("steady state", db_url, standin, args.concurrency)
+        finally:
+            cluster.drop(db_url)
+        for fig in (first, steady):
+            factor, extra = goals[fig.label]
+            ideal = fig.total_requests * args.latency / args.concurrency
+            goal = factor * ideal + extra
+            met = "yes" if fig.wall_s <= goal and fig.exit_code == 0 else "NO"
+            synced = fig.statuses.get("ok", 0)
+            note = "" if synced == users else f" ({synced} of {users} synced)"
+            print(
+                f"  {users:5d} | {fig.label:<12} | {fig.total_requests:8d} | "
+                f"{fig.tracks_added:11d} | {ideal:7.2f} | {goal:6.2f} | {fig.wall_s:6.2f} | "
+                f"{fig.inner_s:8.2f} | {fig.cpu_s:5.2f} | {fig.standin_cpu_s:14.2f} | "
+                f"{met:<3} | {os.getloadavg()[0]:.2f}{note}"
+            )
 
 
 # -- storage ----------------------------------------------------------------
@@ -255,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     cluster = PgCluster()
     try:
         cluster.build_template()
+        if args.scaling:
+            scaling(cluster, args)
+            return 0
         print(
             f"sync run benchmark: {args.users} users x {args.plays} plays, latency "
             f"{args.latency * 1000:.0f} ms, --concurrency {args.concurrency}, Postgres: {where}, "
