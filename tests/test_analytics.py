@@ -11,11 +11,11 @@ import psycopg
 import pytest
 
 from sync import analytics, schema
-from sync.store import plays as plays_store
 from sync.store.rows import AlbumRow, ArtistRow, Play, TrackRow
 from tests.analytics_support import rebuilt_snapshot, snapshot
 from tests.conftest import add_user
 from tests.spotify_fakes import item, window
+from tests.store_support import refresh_tracks, store_plays, upsert_tracks
 
 NEWEST = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 ARTIST_A = ArtistRow("spotify:artist:aaa", "aaa", "Alpha")
@@ -31,7 +31,7 @@ def track(n: int, duration_ms: int | None = 200_000, artists=(ARTIST_A,), album=
 def store(conn, key: int, plays: list[tuple[datetime, TrackRow]]) -> list[datetime]:
     """Insert API plays and refresh, in one transaction, as the pipeline does."""
     with conn.transaction():
-        new = plays_store.insert_plays(conn, key, [Play(t, tr) for t, tr in plays])
+        new = store_plays(conn, key, [Play(t, tr) for t, tr in plays])
         analytics.refresh_days(conn, key, new)
     return new
 
@@ -127,7 +127,7 @@ def test_estimate_is_track_length_capped_by_time_since_the_previous_play(conn):
     ])  # fmt: skip
     assert days(conn, key)[date(2026, 6, 1)] == (4, 460_000, 460_000)
     # an export play carries exact ms_played, which is used as is and is not an estimate
-    ids = plays_store.upsert_tracks(conn, [track(5)])
+    ids = upsert_tracks(conn, [track(5)])
     with conn.transaction():
         conn.execute(
             "insert into listening_history (user_id, played_at, track_id, ms_played, source) "
@@ -189,7 +189,7 @@ def test_refresh_tracks_updates_plays_whose_track_changed(conn):
     unknown = track(1, None, album=None)
     store(conn, key, [(datetime(2026, 6, 1, 10, tzinfo=UTC), unknown)])
     assert days(conn, key)[date(2026, 6, 1)] == (1, 0, 0)
-    plays_store.upsert_tracks(conn, [track(2)])  # now the album exists
+    upsert_tracks(conn, [track(2)])  # now the album exists
     with conn.transaction():  # e.g. an imported placeholder completed from the Web API
         tid = conn.execute(
             "update tracks set duration_ms = 90000, "
@@ -197,7 +197,7 @@ def test_refresh_tracks_updates_plays_whose_track_changed(conn):
             "where uri = 'spotify:track:t1' returning id",
             (ALBUM.uri,),
         ).fetchone()[0]
-        plays_store.refresh_tracks(conn, [tid])
+        refresh_tracks(conn, [tid])
     assert days(conn, key)[date(2026, 6, 1)] == (1, 90_000, 90_000)
     albums = conn.execute(
         "select count(*) from listening_entity_totals where user_id = %s and kind = 3", (key,)
@@ -294,7 +294,7 @@ def test_aggregate_rebuilds_stale_users_and_everything_with_full(run, conn):
     key = user_with_zone(conn, "UTC")
     other = user_with_zone(conn, "UTC", "bob")
     store(conn, other, [(datetime(2026, 5, 1, tzinfo=UTC), track(1))])
-    ids = plays_store.upsert_tracks(conn, [track(1)])
+    ids = upsert_tracks(conn, [track(1)])
     conn.execute(  # plays written by other means, without a refresh
         "insert into listening_history (user_id, played_at, track_id) values (%s, %s, %s)",
         (key, datetime(2026, 5, 1, tzinfo=UTC), ids["spotify:track:t1"]),

@@ -19,7 +19,6 @@ import psycopg
 import pytest
 
 from sync import analytics
-from sync.store import plays as plays_store
 from sync.store.rows import Play
 from tests.analytics_support import (
     StoredPlay,
@@ -34,6 +33,7 @@ from tests.analytics_support import (
     streaks,
 )
 from tests.conftest import add_user
+from tests.store_support import store_plays, upsert_tracks
 
 ZONES = [
     "America/New_York",  # DST, whole hours
@@ -108,11 +108,11 @@ def feed(conn: psycopg.Connection, who: Listener, batch: list[tuple], kind: str)
     """Store a batch the way the pipeline (API) or an import (export, exact ms) does."""
     with conn.transaction():
         if kind == "api":
-            new = plays_store.insert_plays(conn, who.key, [Play(t, tr) for t, tr, _ in batch])
+            new = store_plays(conn, who.key, [Play(t, tr) for t, tr, _ in batch])
             stored = {t for t in new}
             who.plays += [StoredPlay(t, tr, None) for t, tr, _ in batch if t in stored]
         else:
-            ids = plays_store.upsert_tracks(conn, [tr for _, tr, _ in batch])
+            ids = upsert_tracks(conn, [tr for _, tr, _ in batch])
             rows = conn.execute(
                 """insert into listening_history (user_id, played_at, track_id, ms_played, source)
                    select %s, t, k, m, 1

@@ -18,6 +18,7 @@ from sync.store.sources import song_key
 from tests.analytics_support import rebuilt_snapshot, snapshot
 from tests.conftest import add_user
 from tests.export_fakes import extended, write
+from tests.store_support import store_plays, upsert_tracks
 from tests.test_import import do_import
 
 T0 = datetime(2024, 5, 6, 18, 0, 0, tzinfo=UTC)
@@ -48,7 +49,7 @@ def store(conn: psycopg.Connection, key: int, items: list[dict]) -> list[datetim
     """What `sync run` does with a user's fetched plays, in one transaction."""
     plays, _ = parse_items(items)
     with conn.transaction():
-        new = plays_store.insert_plays(conn, key, plays)
+        new = store_plays(conn, key, plays)
         analytics.refresh_days(conn, key, new)
     return new
 
@@ -295,7 +296,7 @@ def test_the_catalogue_write_is_one_round_trip_and_reports_completed_tracks(db_u
                                                    (tracks[1]["uri"], False)]  # fmt: skip
             raise psycopg.Rollback(tx)
         Counting.statements = 0
-        ids = plays_store.upsert_tracks(conn, [p.track for p in plays])
+        ids = upsert_tracks(conn, [p.track for p in plays])
         assert Counting.statements == 1
         assert ids == dict(conn.execute("select uri, id from tracks").fetchall())
         again = conn.execute("select completed from catalogue_upsert(%s)", (page,)).fetchall()

@@ -20,7 +20,6 @@ from sync.history_import.parse import ExportFormatError, ParseOptions
 from sync.history_import.progress import Progress
 from sync.history_import.sources import find_sources
 from sync.job.transform import parse_items
-from sync.store import plays as plays_store
 from tests.analytics_support import rebuilt_snapshot, snapshot
 from tests.conftest import add_user
 from tests.export_fakes import (
@@ -35,6 +34,7 @@ from tests.export_fakes import (
     write_zip,
 )
 from tests.spotify_fakes import item
+from tests.store_support import store_plays
 
 T0 = datetime(2024, 5, 6, 18, 0, 0, tzinfo=UTC)
 EXT = "Spotify Extended Streaming History/Streaming_History_Audio_2024_0.json"
@@ -63,7 +63,7 @@ def sync_plays(conn, key, items) -> list[datetime]:
     """Store Web API items the way `sync run` does."""
     plays, _ = parse_items(items)
     with conn.transaction():
-        return plays_store.insert_plays(conn, key, plays)
+        return store_plays(conn, key, plays)
 
 
 def counts(result) -> dict:

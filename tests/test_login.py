@@ -33,6 +33,7 @@ from sync.store import runs as runs_store
 from tests.conftest import add_user
 from tests.spotify_fakes import window
 from tests.standin import Standin
+from tests.store_support import store_plays
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -205,7 +206,7 @@ def test_login_reactivates_a_removed_user_with_history_intact(db_url, conn, stan
     key = add_user(conn, "alice", "refresh-old-0001")
     plays, _ = parse_items(window(NOW - timedelta(days=1), 3))
     with conn.transaction():
-        plays_store.insert_plays(conn, key, plays)
+        store_plays(conn, key, plays)
     conn.execute(
         "update user_tokens set status = 'removed', refresh_token = null where id = %s", (key,)
     )

@@ -10,11 +10,14 @@ import pytest
 
 from sync import schema
 from sync.job.transform import item_to_play
+from sync.store import outcome
 from sync.store import plays as plays_store
 from sync.store import runs as runs_store
 from sync.store import users as user_store
+from sync.store.sources import SOURCE_API
 from tests.conftest import add_user
 from tests.spotify_fakes import item, window
+from tests.store_support import store_plays
 from tests.sync_helpers import CliRunner
 
 NEWEST = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -161,11 +164,9 @@ def test_insert_plays_is_idempotent_and_returns_only_new_rows(conn):
     key = add_user(conn)
     plays = [item_to_play(i) for i in window(NEWEST, 20)]
     with conn.transaction():
-        assert len(plays_store.insert_plays(conn, key, plays)) == 20
+        assert len(store_plays(conn, key, plays)) == 20
     with conn.transaction():
-        again = plays_store.insert_plays(
-            conn, key, plays + [item_to_play(item(NEWEST + timedelta(1)))]
-        )
+        again = store_plays(conn, key, plays + [item_to_play(item(NEWEST + timedelta(1)))])
     assert again == [NEWEST + timedelta(1)]
     assert plays_store.count_plays(conn, key) == 21
 
@@ -174,8 +175,8 @@ def test_unique_on_user_and_played_at_but_per_user(conn):
     alice, bob = add_user(conn, "alice"), add_user(conn, "bob", "refresh-bob-1")
     plays = [item_to_play(i) for i in window(NEWEST, 3)]
     with conn.transaction():
-        plays_store.insert_plays(conn, alice, plays)
-        plays_store.insert_plays(conn, bob, plays)
+        store_plays(conn, alice, plays)
+        store_plays(conn, bob, plays)
     assert plays_store.count_plays(conn, alice) == plays_store.count_plays(conn, bob) == 3
     assert conn.execute("select count(*) from tracks").fetchone()[0] == 3  # shared dimensions
     with pytest.raises(psycopg.errors.UniqueViolation):
@@ -189,29 +190,30 @@ def test_played_at_kept_to_the_millisecond(conn):
     key = add_user(conn)
     at = datetime(2026, 11, 28, 11, 0, 1, 757000, tzinfo=UTC)
     with conn.transaction():
-        plays_store.insert_plays(
+        store_plays(
             conn, key, [item_to_play(item(at)), item_to_play(item(at.replace(microsecond=758000)))]
         )
-    assert plays_store.newest_played_at(conn, key) == at.replace(microsecond=758000)
+    newest = "select max(played_at) from listening_history where user_id = %s"
+    assert conn.execute(newest, (key,)).fetchone()[0] == at.replace(microsecond=758000)
     assert plays_store.count_plays(conn, key) == 2
 
 
 def test_api_plays_have_no_invented_duration(conn):
     key = add_user(conn)
     with conn.transaction():
-        plays_store.insert_plays(conn, key, [item_to_play(item(NEWEST, duration_ms=123_000))])
+        store_plays(conn, key, [item_to_play(item(NEWEST, duration_ms=123_000))])
     ms_played, source, duration = conn.execute(
         "select h.ms_played, h.source, t.duration_ms from listening_history h "
         "join tracks t on t.id = h.track_id"
     ).fetchone()
-    assert (ms_played, source, duration) == (None, plays_store.SOURCE_API, 123_000)
+    assert (ms_played, source, duration) == (None, SOURCE_API, 123_000)
 
 
 def test_track_artists_in_order_without_duplicates(conn):
     key = add_user(conn)
     plays = [item_to_play(item(NEWEST - timedelta(minutes=i), 4, artists=3)) for i in range(3)]
     with conn.transaction():
-        plays_store.insert_plays(conn, key, plays)
+        store_plays(conn, key, plays)
     rows = conn.execute(
         "select ta.position, a.uri from track_artists ta join artists a on a.id = ta.artist_id "
         "order by ta.position"
@@ -255,10 +257,6 @@ def test_last_attempts_ignore_skips(conn):
     alice, bob = add_user(conn, "alice"), add_user(conn, "bob", "refresh-bob-1")
     run_id = runs_store.open_run(conn, "manual", None, timedelta(minutes=5)).run_id
     for key, status in ((alice, "ok"), (bob, "skipped")):
-        runs_store.record_user_result(
-            conn, run_id, key, status=status, started_at=NEWEST, fetched=0, new_tracks=0,
-            skipped_items=0, possible_gap=False, error_class=None, error=None, warnings=[],
-            alive_for=timedelta(minutes=5),
-        )  # fmt: skip
+        outcome.save(conn, key, 0, run_id, {"status": status, "started_at": NEWEST.isoformat()})
     last = {c.key: (c.last_attempt, c.last_outcome) for c in runs_store.candidates(conn)}
     assert last == {alice: (NEWEST, "ok"), bob: (None, None)}

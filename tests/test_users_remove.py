@@ -13,11 +13,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sync import analytics
 from sync.commands.users import cmd_remove_user
 from sync.config import load_settings
 from sync.errors import UserError
 from sync.job.transform import parse_items
+from sync.store import outcome
 from sync.store import plays as plays_store
 from sync.store import runs as runs_store
 from sync.store import users as user_store
@@ -31,14 +31,9 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 def with_history(conn: psycopg.Connection, user_id: str, plays: int) -> int:
     key = add_user(conn, user_id, f"refresh-{user_id}-0001", access_token=f"access-{user_id}-01")
     parsed, _ = parse_items(window(NOW - timedelta(days=1), plays))
-    with conn.transaction():
-        analytics.refresh_days(conn, key, plays_store.insert_plays(conn, key, parsed))
-        run_id = runs_store.open_run(conn, "manual", None, timedelta(minutes=5)).run_id
-        runs_store.record_user_result(
-            conn, run_id, key, status="ok", started_at=NOW, fetched=plays, new_tracks=plays,
-            skipped_items=0, possible_gap=False, error_class=None, error=None, warnings=[],
-            alive_for=timedelta(minutes=5),
-        )  # fmt: skip
+    run_id = runs_store.open_run(conn, "manual", None, timedelta(minutes=5)).run_id
+    result = {"status": "ok", "started_at": NOW.isoformat(), "fetched": plays}
+    outcome.save(conn, key, 0, run_id, result, parsed)  # plays, analytics, run record
     return key
 
 

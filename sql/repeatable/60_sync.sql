@@ -55,7 +55,11 @@ begin
         end if;
     end if;
     if p_run is not null then
-        update sync_runs set alive_until = now() + p_alive where id = p_run and status = 'running';
+        -- Every worker writes here: only push alive_until when a minute of it has passed,
+        -- so that concurrent users do not queue on the run's one row.
+        update sync_runs set alive_until = now() + p_alive
+         where id = p_run and status = 'running'
+           and (alive_until is null or alive_until < now() + p_alive - interval '1 minute');
         insert into sync_run_users (run_id, user_id, status, started_at, finished_at, fetched,
                new_tracks, skipped_items, possible_gap, error_class, error, warnings)
         values (p_run, p_user, p_result->>'status', (p_result->>'started_at')::timestamptz,

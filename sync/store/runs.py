@@ -7,7 +7,6 @@ user the run finishes). A run whose time passed without finishing was killed
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -96,38 +95,3 @@ def finish_run(
             run_id,
         ),
     )
-
-
-def record_user_result(
-    conn: psycopg.Connection,
-    run_id: int,
-    key: int,
-    *,
-    status: str,
-    started_at: datetime | None,
-    fetched: int,
-    new_tracks: int,
-    skipped_items: int,
-    possible_gap: bool,
-    error_class: str | None,
-    error: str | None,
-    warnings: Sequence[str],
-    alive_for: timedelta,
-) -> None:
-    """Record one user's outcome and push the run's alive_until forward (one statement)."""
-    conn.execute(
-        """with alive as (
-               update sync_runs set alive_until = now() + %s where id = %s and status = 'running')
-           insert into sync_run_users (run_id, user_id, status, started_at, finished_at, fetched,
-                  new_tracks, skipped_items, possible_gap, error_class, error, warnings)
-           values (%s, %s, %s, %s, now(), %s, %s, %s, %s, %s, %s, %s)
-           on conflict (run_id, user_id) do update set status = excluded.status,
-                  finished_at = excluded.finished_at, fetched = excluded.fetched,
-                  new_tracks = excluded.new_tracks, skipped_items = excluded.skipped_items,
-                  possible_gap = excluded.possible_gap, error_class = excluded.error_class,
-                  error = excluded.error, warnings = excluded.warnings""",
-        (
-            alive_for, run_id, run_id, key, status, started_at, fetched, new_tracks,
-            skipped_items, possible_gap, error_class, error, list(warnings),
-        ),
-    )  # fmt: skip

@@ -41,9 +41,9 @@ import psycopg
 from sync import analytics, schema
 from sync.commands.stats import cmd_stats
 from sync.config import load_settings
-from sync.store import plays as plays_store
 from sync.store.rows import AlbumRow, ArtistRow, Play, TrackRow
 from tests.pg import with_dbname
+from tests.store_support import store_plays
 
 ROOT = Path(__file__).resolve().parents[2]
 DB_NAME = "shs_bench_analytics"
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
                 conn.rollback()
                 started = time.perf_counter()
                 with conn.transaction():
-                    new = plays_store.insert_plays(conn, key, plays)
+                    new = store_plays(conn, key, plays)
                     t_refresh = time.perf_counter()
                     analytics.refresh_days(conn, key, new)
                     refresh_only.append(time.perf_counter() - t_refresh)
@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
                 conn.rollback()
                 started = time.perf_counter()
                 with conn.transaction():
-                    new = plays_store.insert_plays(conn, key, plays)
+                    new = store_plays(conn, key, plays)
                     analytics.refresh_days(conn, key, new)
                 warm.append(time.perf_counter() - started)
         print()

@@ -33,9 +33,9 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from sync.store import plays as plays_store
 from sync.store.rows import AlbumRow, ArtistRow, Play, TrackRow
 from tests.pg import PgCluster
+from tests.store_support import store_plays
 
 START = datetime(2017, 1, 1, tzinfo=UTC)
 STEP = timedelta(minutes=3, seconds=30)
@@ -138,7 +138,7 @@ def time_call(
                     ([p.track.uri for p in plays[:10]],),
                 )
             started = time.perf_counter()
-            inserted = len(plays_store.insert_plays(conn, key, plays))
+            inserted = len(store_plays(conn, key, plays))
             times.append(time.perf_counter() - started)
             raise psycopg.Rollback(tx)
     return statistics.median(times) * 1000, min(times) * 1000, inserted
