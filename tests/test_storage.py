@@ -236,9 +236,9 @@ def test_a_claim_is_exclusive_until_released_or_expired(conn):
     assert second.user is None and second.busy and second.held_until is not None
     assert user_store.claim(conn, other, 2, lease).user is not None  # other users are free
     assert user_store.claim(conn, key, 1, lease).user is not None  # the holder may renew
-    user_store.release(conn, key, 2)  # not the holder: nothing happens
+    outcome.save(conn, key, 2, None, {})  # not the holder: its write frees nothing
     assert user_store.claim(conn, key, 2, lease).busy
-    user_store.release(conn, key, 1)
+    outcome.save(conn, key, 1, None, {})
     assert user_store.claim(conn, key, 2, lease).user is not None
     # a holder that died: its claim expires by itself
     conn.execute("update user_tokens set lease_until = now() - interval '1 second'")

@@ -51,7 +51,8 @@ def load_user(conn: psycopg.Connection, key: int) -> User | None:
 # the holder and lease_until says until when. A claim is one UPDATE, so it reads the
 # row's latest committed state and takes the user atomically; it works through any
 # connection pooler (unlike session advisory locks), and a killed run's claims simply
-# expire. The holder's final write releases the claim in the same transaction.
+# expire. The holder's final write (sync.store.outcome) releases the claim in the same
+# transaction.
 
 
 @dataclass(frozen=True)
@@ -95,15 +96,6 @@ def claim(conn: psycopg.Connection, key: int, holder: int, lease: timedelta) -> 
     user = User(*row[:fields]) if row[0] is not None else None
     status, held_until, newest = row[fields:]
     return Claim(user, status, None if user else held_until, newest)
-
-
-def release(conn: psycopg.Connection, key: int, holder: int) -> None:
-    """Give the user back (only if this holder still has it)."""
-    conn.execute(
-        "update user_tokens set lease_run = null, lease_until = null "
-        "where id = %s and lease_run = %s",
-        (key, holder),
-    )
 
 
 def lock_for_change(conn: psycopg.Connection, key: int, what: str) -> None:
