@@ -62,7 +62,8 @@ class Context:
 def fair_order(users: Sequence[Candidate]) -> list[Candidate]:
     """Never-attempted users first, then the longest-waiting: a time budget that runs out
     every hour must not starve the same users every hour."""
-    return sorted(users, key=lambda u: (u.last_attempt is not None, u.last_attempt or 0, u.key))  # type: ignore[arg-type]
+    never = datetime.min.replace(tzinfo=UTC)
+    return sorted(users, key=lambda u: (u.last_attempt is not None, u.last_attempt or never, u.key))
 
 
 def _not_claimed(res: UserResult, claim: user_store.Claim, user: Candidate, now: datetime) -> None:

@@ -1,8 +1,9 @@
 """Run records: sync_runs (one row a run) and sync_run_users (one row a user a run).
 
-A run row says until when its run is alive (`alive_until`, pushed forward by every
-user the run finishes). A run whose time passed without finishing was killed
-(SIGKILL, OOM, a lost runner): the next run closes it as `killed` and says so.
+A run row says until when its run is alive (`alive_until`, pushed forward as the run
+finishes users, at most once a minute: sql/repeatable/60_sync.sql). A run whose time
+passed without finishing was killed (SIGKILL, OOM, a lost runner): the next run closes
+it as `killed` and says so.
 """
 
 from __future__ import annotations
