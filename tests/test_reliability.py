@@ -219,6 +219,19 @@ def test_a_table_lock_held_by_an_import_is_a_bounded_wait(run, spotify, conn, db
     assert run("run", "--json").report["users"][0]["new_tracks"] == 3  # next run continues
 
 
+def test_a_user_an_import_holds_is_skipped_without_waiting(run, spotify, conn, db_url):
+    key = add_user(conn, "alice", "refresh-alice-0001")
+    spotify.add_user("alice", "refresh-alice-0001", window(NEWEST, 3))
+    with psycopg.connect(db_url) as importer:  # what `import` does in its transaction
+        user_store.lock_for_change(importer, key, "import")
+        result = run("run", "--json")
+    assert result.code == 0, result.err
+    (user,) = result.report["users"]
+    assert (user["status"], user["error"]) == (
+        "skipped", "an import or removal is working on this user")  # fmt: skip
+    assert spotify.token_requests == []
+
+
 def test_run_refuses_a_transaction_pooler_url(run):
     run.env(DATABASE_URL="postgresql://postgres.abc:pw@aws-0-eu.pooler.supabase.com:6543/postgres")
     result = run("run")

@@ -70,8 +70,10 @@ def _not_claimed(res: UserResult, claim: user_store.Claim, user: Candidate, now:
     """Fill the result for a user this run could not claim."""
     if claim.busy:
         res.status = Outcome.SKIPPED
-        until = f" (until {claim.held_until:%H:%M} UTC)" if claim.held_until else ""
-        res.error = f"another run is syncing this user{until}"
+        if claim.held_until:
+            res.error = f"another run is syncing this user (until {claim.held_until:%H:%M} UTC)"
+        else:  # no claim, but the row is locked: an import or a removal in progress
+            res.error = "an import or removal is working on this user"
         since = user.last_attempt or user.created_at
         if now - since > LOCKED_WARNING_AFTER:
             res.warn(
