@@ -80,7 +80,7 @@ def claim(conn: psycopg.Connection, key: int, holder: int, lease: timedelta) -> 
                select id from user_tokens
                 where id = %(key)s and status = 'active'
                   and (lease_until is null or lease_until < now() or lease_run = %(holder)s)
-                  for update skip locked),  -- an import or removal holds it: busy, no wait
+                  for no key update skip locked),  -- an import or removal holds it: busy
            claimed as (
                update user_tokens u set lease_run = %(holder)s, lease_until = now() + %(lease)s
                  from target where u.id = target.id
@@ -105,7 +105,10 @@ def lock_for_change(conn: psycopg.Connection, key: int, what: str) -> None:
     row lock keeps a new claim out until the caller's transaction ends.
     """
     row = conn.execute(
-        "select lease_until > now() from user_tokens where id = %s for update", (key,)
+        # `no key update`: keeps claims out, but not the key-share locks that foreign key
+        # checks take (a run recording a skipped user must not wait for the import)
+        "select lease_until > now() from user_tokens where id = %s for no key update",
+        (key,),
     ).fetchone()
     if row is not None and row[0]:
         raise UserError(
