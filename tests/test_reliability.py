@@ -342,6 +342,19 @@ def test_a_second_signal_exits_at_once_and_still_leaves_a_true_record(db_url, co
     assert ann == 3  # what committed before the signal stays
 
 
+def test_workers_leave_stop_signals_to_the_main_thread(spotify, conn, db_url):
+    """Else a signal can land on a worker, and the main thread sleeps through it."""
+    add_user(conn, "alice", "refresh-alice-0001")
+    spotify.add_user("alice", "refresh-alice-0001", window(NEWEST, 1))
+    masks = []
+    spotify.before_data = lambda user: masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    result = run_sync(db_url, db.connect, runs_store.candidates(conn), _context(FakeTime()),
+                      run_id=None)  # fmt: skip
+    assert [u.status for u in result.users] == ["ok"]
+    assert {signal.SIGINT, signal.SIGTERM, signal.SIGHUP} <= masks[0]
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # main thread
+
+
 def test_a_second_signal_waits_for_a_token_refresh_to_be_saved():
     """The hard exit is deferred while a refresh (which may rotate the token) is unsaved."""
     control = RunControl()

@@ -24,7 +24,7 @@ from sync import analytics, db
 from sync.config import Settings
 from sync.control import RunControl
 from sync.errors import UserError
-from sync.job.pipeline import LEASE, Context, Options, fair_order, run_sync
+from sync.job.pipeline import LEASE, STOP_SIGNALS, Context, Options, fair_order, run_sync
 from sync.job.results import RunResult
 from sync.job.summary import Reporter, json_report, summary_markdown, write_step_summary
 from sync.names import alias, parse_alias
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 _TOTALS = ("users_total", "users_synced", "users_failed", "users_skipped", "tracks_added")
 TRANSACTION_POOLER_PORT = 6543
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 NO_USERS = (
     "no users to sync yet: sign in with python -m sync login (or python -m sync setup) "
     "with DATABASE_URL set to this database"
@@ -78,7 +77,7 @@ class _Signals:
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # only the main thread may own signal handlers (tests call main() there)
-        for sig in SIGNALS:
+        for sig in STOP_SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
 
     def restore(self) -> None:
