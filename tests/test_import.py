@@ -615,9 +615,10 @@ def _api_window_cost(conn, key: int, times: list, tracks: list[int]) -> tuple[fl
     The function's body is planned when it runs; it is planned here the same way, as a
     statement with the function's arguments as parameters.
     """
-    body = conn.execute(
+    source = conn.execute(
         "select prosrc from pg_proc where proname = 'history_api_plays_to_insert'"
     ).fetchone()[0]
+    body = re.search(r"return query(.*);\s*end\s*$", source, re.S).group(1)  # plpgsql's query
     for n, name in enumerate(("p_user", "p_times", "p_tracks", "p_tolerance_ms"), 1):
         body = re.sub(rf"\b{name}\b", f"${n}", body)
     args = (key, times, tracks, 90_000)

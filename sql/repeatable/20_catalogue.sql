@@ -60,7 +60,7 @@ create or replace function catalogue_upsert(p_tracks jsonb)
 returns table (uri text, track_id integer, completed boolean)
 language plpgsql set jit = off as $$
 declare
-    page     jsonb;
+    page     jsonb[];
     changed  integer[] := '{}';
     r        record;
     target   integer;
@@ -69,21 +69,24 @@ declare
     credit_a integer[];
     uncredited integer[] := '{}';
 begin
-    -- one entry per track uri (the last one wins), in uri order
-    select coalesce(jsonb_agg(x.t order by x.t->>'uri'), '[]') into page
+    -- One entry per track uri (the last one wins), in uri order. An array, not jsonb:
+    -- the planner takes `unnest(page)` for the handful of rows it is and probes the
+    -- uri indexes, where for `jsonb_array_elements` it guessed 100 rows and read
+    -- every stored track instead (a growing cost per user and run).
+    select coalesce(array_agg(x.t order by x.t->>'uri'), '{}') into page
       from (select distinct on (e.t->>'uri') e.t
               from jsonb_array_elements(p_tracks) with ordinality as e(t, i)
              order by e.t->>'uri', e.i desc) x;
 
-    if exists (select 1 from jsonb_array_elements(page) t, jsonb_array_elements(t->'artists') a
+    if exists (select 1 from unnest(page) t, jsonb_array_elements(t->'artists') a
                 where exists (select 1 from artists p
                                where p.uri = catalogue_placeholder('artist', null, a->>'name')))
-       or exists (select 1 from jsonb_array_elements(page) t
+       or exists (select 1 from unnest(page) t
                    where exists (select 1 from albums p where p.uri = catalogue_placeholder(
                                      'album', t->'artists'->0->>'name', t->'album'->>'name'))
                       or exists (select 1 from tracks p where p.uri = catalogue_placeholder(
                                      'track', t->'artists'->0->>'name', t->>'name')))
-       or exists (select 1 from jsonb_array_elements(page) t
+       or exists (select 1 from unnest(page) t
                     join tracks p on p.uri = t->>'uri'
                     left join albums al on al.id = p.album_id
                    where al.uri like 'spotify:export-album:%'
@@ -100,7 +103,7 @@ begin
         -- Artists: adopt the placeholder of the name, or merge it into the real artist.
         for r in select distinct on (p.id) p.id, a->>'uri' as real_uri, a->>'spotify_id' as sid,
                         (select id from artists x where x.uri = a->>'uri') as real_id
-                   from jsonb_array_elements(page) t, jsonb_array_elements(t->'artists') a
+                   from unnest(page) t, jsonb_array_elements(t->'artists') a
                    join artists p on p.uri = catalogue_placeholder('artist', null, a->>'name')
                   where a->>'uri' like 'spotify:artist:%'
                   order by p.id, a->>'uri' loop
@@ -122,12 +125,12 @@ begin
         -- the album's artist where the Web API names the track's.)
         for r in select distinct on (c.id) c.id, c.al
                    from (select p.id, t->'album' as al
-                           from jsonb_array_elements(page) t
+                           from unnest(page) t
                            join albums p on p.uri = catalogue_placeholder(
                                     'album', t->'artists'->0->>'name', t->'album'->>'name')
                          union all
                          select p.id, t->'album'
-                           from jsonb_array_elements(page) t
+                           from unnest(page) t
                            join tracks s on s.uri in (t->>'uri', catalogue_placeholder(
                                     'track', t->'artists'->0->>'name', t->>'name'))
                            join albums p on p.id = s.album_id
@@ -152,7 +155,7 @@ begin
         -- Tracks: a placeholder track takes on the real identity, or its plays move to
         -- the real track.
         for r in select distinct on (p.id) p.id, t
-                   from jsonb_array_elements(page) t
+                   from unnest(page) t
                    join tracks p on p.uri = catalogue_placeholder(
                             'track', t->'artists'->0->>'name', t->>'name')
                   where t->>'uri' like 'spotify:track:%'
@@ -173,7 +176,7 @@ begin
     -- Missing rows, each table in uri order.
     insert into artists (uri, spotify_id, name)
     select distinct on (a->>'uri') a->>'uri', a->>'spotify_id', coalesce(a->>'name', '')
-      from jsonb_array_elements(page) t, jsonb_array_elements(t->'artists') a
+      from unnest(page) t, jsonb_array_elements(t->'artists') a
      where a->>'uri' is not null
      order by a->>'uri'
         on conflict do nothing;
@@ -181,12 +184,12 @@ begin
     select distinct on (t->'album'->>'uri')
            t->'album'->>'uri', t->'album'->>'spotify_id', coalesce(t->'album'->>'name', ''),
            t->'album'->>'album_type', t->'album'->>'release_date', t->'album'->>'image_url'
-      from jsonb_array_elements(page) t
+      from unnest(page) t
      where t->'album'->>'uri' is not null
      order by t->'album'->>'uri'
         on conflict do nothing;
 
-    if exists (select 1 from jsonb_array_elements(page) t join tracks p on p.uri = t->>'uri'
+    if exists (select 1 from unnest(page) t join tracks p on p.uri = t->>'uri'
                 where (p.duration_ms is null and t->>'duration_ms' is not null)
                    or (p.album_id is null and t->'album'->>'uri' is not null)) then
         perform pg_advisory_xact_lock(7307);  -- (held already when the check above was)
@@ -201,7 +204,7 @@ begin
                        disc_number  = coalesce(p.disc_number, (t->>'disc_number')::smallint),
                        album_id     = coalesce(p.album_id,
                                                (select id from albums where albums.uri = t->'album'->>'uri'))
-                  from jsonb_array_elements(page) t, tracks o
+                  from unnest(page) t, tracks o
                  where p.uri = t->>'uri' and o.id = p.id
                    and (p.duration_ms is null or p.album_id is null)
                    and (t->>'duration_ms' is not null or t->'album'->>'uri' is not null)
@@ -222,7 +225,7 @@ begin
            (t->>'duration_ms')::integer, (t->>'explicit')::boolean,
            coalesce((t->>'is_local')::boolean, false), t->>'isrc',
            (t->>'track_number')::smallint, (t->>'disc_number')::smallint
-      from jsonb_array_elements(page) t
+      from unnest(page) t
      order by t->>'uri'
         on conflict do nothing;
 
@@ -234,7 +237,7 @@ begin
       into credit_t, credit_p, credit_a
       from (select p.id as tid, a.id as aid,
                    (row_number() over (partition by p.id order by min(x.i)) - 1)::smallint as pos
-              from jsonb_array_elements(page) t
+              from unnest(page) t
               join tracks p on p.uri = t->>'uri'
              cross join jsonb_array_elements(t->'artists') with ordinality as x(j, i)
               join artists a on a.uri = x.j->>'uri'
@@ -266,7 +269,7 @@ begin
     end if;
     return query
         select p.uri, p.id, p.id = any(changed)
-          from jsonb_array_elements(page) t join tracks p on p.uri = t->>'uri'
+          from unnest(page) t join tracks p on p.uri = t->>'uri'
          order by p.uri;
 end $$;
 

@@ -63,8 +63,11 @@ $$;
 -- Recompute the given local days of one user from the history and adjust the
 -- all-time tables by the difference. Call inside the transaction that changed
 -- plays (analytics_refresh_plays works out the days).
+-- Generic plans: with the default plan cache mode the big statement below was planned
+-- anew on every call (custom plans looked cheaper), which was 1.2 of its 2.5 ms for an
+-- hourly user; the generic plan is as fast for 10 days as for 1,400 (measured both).
 create or replace function analytics_refresh_days(p_user integer, p_days date[]) returns void
-language plpgsql set jit = off as $$
+language plpgsql set jit = off set plan_cache_mode = force_generic_plan as $$
 declare
     tz     text;
     w_lo   timestamptz[];

@@ -47,6 +47,7 @@ class RunFigures:
     tracks_added: int
     statuses: Counter
     standin_cpu_s: float = 0.0  # CPU of this process meanwhile: the stand-in Spotify's threads
+    postgres_cpu_s: float | None = None  # the server's processes, when it runs on this machine
 
     @property
     def total_requests(self) -> int:
@@ -97,9 +98,46 @@ def seed(db_url: str, state: StandinState, users: int, plays: int) -> None:
             state.plays[user] = window(newest - timedelta(seconds=n), plays, start_n=n * plays // 2)
 
 
+def postgres_cpu_seconds(db_url: str) -> float | None:
+    """CPU used so far by the Postgres server's processes, living and exited, or None.
+
+    The postmaster reaps every backend, so its children's times include the backends of
+    runs that have ended; living children (the next run's, background workers) add their
+    own. Only readable when the server runs on this machine as a process we may inspect.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(pid: int) -> list[str] | None:
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        return text[text.rindex(")") + 2 :].split()  # fields from 3 (state) on
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        backend = conn.execute("select pg_backend_pid()").fetchone()[0]
+        fields = stat(backend)
+        if fields is None:
+            return None
+        postmaster = int(fields[1])
+        mine = stat(backend)
+        own = (int(mine[11]) + int(mine[12])) if mine else 0
+    fields = stat(postmaster)
+    if fields is None:
+        return None
+    total = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) not in (postmaster, backend):
+            child = stat(int(entry.name))
+            if child is not None and int(child[1]) == postmaster:
+                total += int(child[11]) + int(child[12])
+    return (total - own) / tick
+
+
 def run_once(label: str, db_url: str, standin: Standin, concurrency: int) -> RunFigures:
     with standin.state.lock:
         standin.state.requests.clear()
+    pg_before = postgres_cpu_seconds(db_url)
     cmd = [sys.executable, "-m", "sync", "run", "--concurrency", str(concurrency), "--json"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     own_before = resource.getrusage(resource.RUSAGE_SELF)
@@ -114,6 +152,7 @@ def run_once(label: str, db_url: str, standin: Standin, concurrency: int) -> Run
         stdin=subprocess.DEVNULL,
     )
     wall = time.perf_counter() - started
+    pg_after = postgres_cpu_seconds(db_url)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     own_after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -140,6 +179,7 @@ def run_once(label: str, db_url: str, standin: Standin, concurrency: int) -> Run
         tracks_added=report["tracks_added"],
         statuses=Counter(u["status"] for u in report["users"]),
         standin_cpu_s=standin_cpu,
+        postgres_cpu_s=None if pg_before is None or pg_after is None else pg_after - pg_before,
     )
 
 
@@ -190,7 +230,7 @@ def scaling(cluster: PgCluster, args: argparse.Namespace) -> None:
     )
     print(
         "  users | run          | requests | plays added | ideal s | goal s | wall s | in-run s | "
-        "CPU s | stand-in CPU s | met | load"
+        "CPU s | stand-in CPU s | Postgres CPU s | met | load"
     )
     for users in (int(n) for n in args.scaling.split(",")):
         db_url = cluster.create()
@@ -209,10 +249,12 @@ def scaling(cluster: PgCluster, args: argparse.Namespace) -> None:
             met = "yes" if fig.wall_s <= goal and fig.exit_code == 0 else "NO"
             synced = fig.statuses.get("ok", 0)
             note = "" if synced == users else f" ({synced} of {users} synced)"
+            pg_cpu = "-" if fig.postgres_cpu_s is None else f"{fig.postgres_cpu_s:.2f}"
             print(
                 f"  {users:5d} | {fig.label:<12} | {fig.total_requests:8d} | "
                 f"{fig.tracks_added:11d} | {ideal:7.2f} | {goal:6.2f} | {fig.wall_s:6.2f} | "
                 f"{fig.inner_s:8.2f} | {fig.cpu_s:5.2f} | {fig.standin_cpu_s:14.2f} | "
+                f"{pg_cpu:>14} | "
                 f"{met:<3} | {os.getloadavg()[0]:.2f}{note}"
             )
 
