@@ -61,6 +61,7 @@ returns table (uri text, track_id integer, completed boolean)
 language plpgsql set jit = off as $$
 declare
     page     jsonb[];
+    credits  jsonb[];
     changed  integer[] := '{}';
     r        record;
     target   integer;
@@ -77,15 +78,25 @@ begin
       from (select distinct on (e.t->>'uri') e.t
               from jsonb_array_elements(p_tracks) with ordinality as e(t, i)
              order by e.t->>'uri', e.i desc) x;
+    -- The page's credits, each artist with its track's uri and position: an array too.
+    select coalesce(array_agg(x.a || jsonb_build_object('track', t->>'uri', 'pos', x.i)
+                              order by t->>'uri', x.i), '{}')
+      into credits
+      from unnest(page) t, jsonb_array_elements(t->'artists') with ordinality as x(a, i);
 
-    if exists (select 1 from unnest(page) t, jsonb_array_elements(t->'artists') a
-                where exists (select 1 from artists p
-                               where p.uri = catalogue_placeholder('artist', null, a->>'name')))
-       or exists (select 1 from unnest(page) t
-                   where exists (select 1 from albums p where p.uri = catalogue_placeholder(
-                                     'album', t->'artists'->0->>'name', t->'album'->>'name'))
-                      or exists (select 1 from tracks p where p.uri = catalogue_placeholder(
-                                     'track', t->'artists'->0->>'name', t->>'name')))
+    -- (Placeholder names are looked up as `uri = any(array(...))`: one index probe
+    -- each, where `exists` under `or` hashed every album's uri.)
+    if exists (select 1 from artists p
+                where p.uri = any(array(select catalogue_placeholder('artist', null, c->>'name')
+                                          from unnest(credits) c)))
+       or exists (select 1 from albums p
+                   where p.uri = any(array(select catalogue_placeholder(
+                                                  'album', t->'artists'->0->>'name', t->'album'->>'name')
+                                             from unnest(page) t)))
+       or exists (select 1 from tracks p
+                   where p.uri = any(array(select catalogue_placeholder(
+                                                  'track', t->'artists'->0->>'name', t->>'name')
+                                             from unnest(page) t)))
        or exists (select 1 from unnest(page) t
                     join tracks p on p.uri = t->>'uri'
                     left join albums al on al.id = p.album_id
@@ -101,12 +112,12 @@ begin
         perform pg_advisory_xact_lock(7307);  -- sync/locks.py CATALOGUE
 
         -- Artists: adopt the placeholder of the name, or merge it into the real artist.
-        for r in select distinct on (p.id) p.id, a->>'uri' as real_uri, a->>'spotify_id' as sid,
-                        (select id from artists x where x.uri = a->>'uri') as real_id
-                   from unnest(page) t, jsonb_array_elements(t->'artists') a
-                   join artists p on p.uri = catalogue_placeholder('artist', null, a->>'name')
-                  where a->>'uri' like 'spotify:artist:%'
-                  order by p.id, a->>'uri' loop
+        for r in select distinct on (p.id) p.id, c->>'uri' as real_uri, c->>'spotify_id' as sid,
+                        (select id from artists x where x.uri = c->>'uri') as real_id
+                   from unnest(credits) c
+                   join artists p on p.uri = catalogue_placeholder('artist', null, c->>'name')
+                  where c->>'uri' like 'spotify:artist:%'
+                  order by p.id, c->>'uri' loop
             if r.real_id is null and not exists (select 1 from artists x where x.uri = r.real_uri) then
                 update artists set uri = r.real_uri, spotify_id = r.sid where id = r.id;
             else
@@ -175,10 +186,10 @@ begin
 
     -- Missing rows, each table in uri order.
     insert into artists (uri, spotify_id, name)
-    select distinct on (a->>'uri') a->>'uri', a->>'spotify_id', coalesce(a->>'name', '')
-      from unnest(page) t, jsonb_array_elements(t->'artists') a
-     where a->>'uri' is not null
-     order by a->>'uri'
+    select distinct on (c->>'uri') c->>'uri', c->>'spotify_id', coalesce(c->>'name', '')
+      from unnest(credits) c
+     where c->>'uri' is not null
+     order by c->>'uri'
         on conflict do nothing;
     insert into albums (uri, spotify_id, name, album_type, release_date, image_url)
     select distinct on (t->'album'->>'uri')
@@ -236,11 +247,11 @@ begin
            coalesce(array_agg(c.aid order by c.tid, c.pos), '{}')
       into credit_t, credit_p, credit_a
       from (select p.id as tid, a.id as aid,
-                   (row_number() over (partition by p.id order by min(x.i)) - 1)::smallint as pos
-              from unnest(page) t
-              join tracks p on p.uri = t->>'uri'
-             cross join jsonb_array_elements(t->'artists') with ordinality as x(j, i)
-              join artists a on a.uri = x.j->>'uri'
+                   (row_number() over (partition by p.id
+                                       order by min((x->>'pos')::integer)) - 1)::smallint as pos
+              from unnest(credits) x
+              join tracks p on p.uri = x->>'track'
+              join artists a on a.uri = x->>'uri'
              group by p.id, a.id) c;
     for r in select c.tid from unnest(credit_t) c(tid)
               where exists (select 1 from track_artists ta where ta.track_id = c.tid)
