@@ -56,9 +56,12 @@ $$;
 --   merged into it (references repointed, the placeholder deleted);
 --   incomplete tracks get length, album and the rest; a track's credit differing from
 --   the fetched artists (an import credits the album's artist) is replaced.
+-- Every statement here touches a page's worth of rows by key: `enable_seqscan = off`
+-- keeps a plan made while the catalogue was small (a first sync into empty tables,
+-- cached for the connection) from reading whole tables later (tests/test_catalogue.py).
 create or replace function catalogue_upsert(p_tracks jsonb)
 returns table (uri text, track_id integer, completed boolean)
-language plpgsql set jit = off as $$
+language plpgsql set jit = off set enable_seqscan = off as $$
 declare
     page     jsonb[];
     credits  jsonb[];
