@@ -51,7 +51,10 @@ class StandinState:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    # Keep-alive, as Spotify's servers do: HTTP/1.0 made every request a new connection
     server: _Server
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out apart: no delayed-ACK stall
 
     def log_message(self, *args) -> None:  # keep test output clean
         pass
@@ -194,6 +197,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 dropped connections that 16 workers opened at
+    # once, and each dropped one waited a second for the client to retry
+    request_queue_size = 128
     state: StandinState
 
 
