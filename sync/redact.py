@@ -17,6 +17,9 @@ class Redactor:
         self.github_actions = github_actions
         self.stream = stream
         self._values: set[str] = set()
+        # first MIN_LENGTH characters -> the values starting so: a text is checked against
+        # the values that start somewhere in it, not against every secret of the run
+        self._by_prefix: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
     def protect(self, value: str | None) -> None:
@@ -27,17 +30,24 @@ class Redactor:
             if value in self._values:
                 return
             self._values.add(value)
+            self._by_prefix.setdefault(value[: self.MIN_LENGTH], []).append(value)
             if self.github_actions:
                 stream = self.stream or sys.stderr
                 stream.write(f"::add-mask::{value}\n")
                 stream.flush()
 
     def redact(self, text: str) -> str:
+        """Replace every secret in text by ***, longest first (a run holds thousands)."""
+        width = self.MIN_LENGTH
         with self._lock:
-            values = sorted(self._values, key=len, reverse=True)
-        for value in values:
-            if value in text:
-                text = text.replace(value, "***")
+            found = {
+                value
+                for i in range(len(text) - width + 1)
+                for value in self._by_prefix.get(text[i : i + width], ())
+                if text.startswith(value, i)
+            }
+        for value in sorted(found, key=len, reverse=True):
+            text = text.replace(value, "***")
         return text
 
 

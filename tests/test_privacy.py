@@ -182,3 +182,18 @@ def test_redacting_log_filter_scrubs_registered_secrets():
     finally:
         logger.removeHandler(handler)
     assert out.getvalue() == "refresh answered with ***\n"
+
+
+def test_redaction_among_thousands_of_secrets_masks_each_whole_longest_first():
+    """A run registers every user's tokens; each line is checked against those starting
+    in it (issue 9: the old check sorted and tried every secret for every log line)."""
+    redactor = Redactor()
+    secrets = [f"tok{n:05d}-" + "x" * (20 + n % 7) for n in range(5000)]
+    for value in secrets:
+        redactor.protect(value)
+    redactor.protect("tok00042-xxxxx")  # a secret inside a longer one
+    redactor.protect("ffffff")  # overlapping the end of the next
+    text = f"a {secrets[42]} b {secrets[4999]}{secrets[7]} c tok00042-xxxxx ffffff{secrets[0]}"
+    assert redactor.redact(text) == "a *** b ****** c *** ******"
+    assert redactor.redact(secrets[3]) == "***"
+    assert redactor.redact("nothing secret here") == "nothing secret here"
