@@ -65,6 +65,33 @@ def test_late_play_older_than_newest_stored_is_kept(run, spotify, conn):
     assert NEWEST - timedelta(minutes=6) in stored
 
 
+def test_the_write_is_sent_only_the_plays_not_stored_yet(run, spotify, conn, monkeypatch):
+    """Issue 9: the claim reads the user's newest stored end times, so the write carries
+    the new plays (and a late one), not the whole window again every hour."""
+    add_user(conn, "alice", "refresh-alice-0001")
+    first = window(NEWEST, 20)
+    spotify.add_user("alice", "refresh-alice-0001", first)
+    assert run("run").code == 0
+    sent: list[list[datetime]] = []
+    save = outcome.save
+
+    def recording_save(conn, key, holder, run_id, result, plays=(), *args, **kwargs):
+        sent.append([p.played_at for p in plays])
+        return save(conn, key, holder, run_id, result, plays, *args, **kwargs)
+
+    monkeypatch.setattr(outcome, "save", recording_save)
+    late = item(NEWEST - timedelta(minutes=6), 99)  # between stored plays
+    newer = [item(NEWEST + timedelta(minutes=m), 50 + m) for m in (8, 4)]
+    spotify.plays["alice"] = newer + first[:1] + [late] + first[1:]
+    result = run("run", "--json")
+    assert result.report["users"][0]["fetched"] == 23
+    assert result.report["users"][0]["new_tracks"] == 3
+    assert sorted(sent[0]) == [NEWEST - timedelta(minutes=6)] + [
+        NEWEST + timedelta(minutes=m) for m in (4, 8)
+    ]
+    assert len(_stored(conn)) == 23
+
+
 def test_full_window_of_new_plays_reports_a_possible_gap(run, spotify, conn):
     add_user(conn, "alice", "refresh-alice-0001")
     spotify.add_user("alice", "refresh-alice-0001", window(NEWEST - timedelta(days=1), 1))

@@ -110,6 +110,17 @@ def item_to_play(item: object) -> Play:
     )
 
 
+def not_stored(plays: list[Play], recent_played_at: tuple[datetime, ...]) -> list[Play]:
+    """The plays to send to the write: all but those at a stored play's end time.
+
+    `recent_played_at` is the user's newest stored end times (sync.store.users.claim).
+    Most of an hourly window is among them; a late play (offline listening) or one
+    older than all of them is sent, and the write decides (an import may hold it).
+    """
+    stored = set(recent_played_at)
+    return [p for p in plays if p.played_at not in stored]
+
+
 def parse_items(items: list) -> tuple[list[Play], int]:
     """Transform a page's items; return the plays and how many items were skipped."""
     plays: list[Play] = []

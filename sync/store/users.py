@@ -62,11 +62,21 @@ class Claim:
     user: User | None  # set when this holder now has the user
     status: str | None  # the row's status; None when the user no longer exists
     held_until: datetime | None  # another holder's lease end when the user is busy
-    newest_played_at: datetime | None  # newest stored play of the user
+    # end times of the user's newest stored plays, newest first: at most RECENT_PLAYS
+    recent_played_at: tuple[datetime, ...] = ()
 
     @property
     def busy(self) -> bool:
         return self.user is None and self.status == UserStatus.ACTIVE
+
+    @property
+    def newest_played_at(self) -> datetime | None:
+        return self.recent_played_at[0] if self.recent_played_at else None
+
+
+# Spotify's window of recently played tracks: the claim reads as many stored end times,
+# so that the write need not send the plays of the window that are stored already.
+RECENT_PLAYS = 50
 
 
 def claim(conn: psycopg.Connection, key: int, holder: int, lease: timedelta) -> Claim:
@@ -86,16 +96,17 @@ def claim(conn: psycopg.Connection, key: int, holder: int, lease: timedelta) -> 
                  from target where u.id = target.id
                returning {_prefixed("u")})
             select c.*, u.status, u.lease_until,
-                   (select max(played_at) from listening_history where user_id = %(key)s)
+                   array(select played_at from listening_history where user_id = %(key)s
+                          order by played_at desc limit %(recent)s)
               from (select 1) one
               left join user_tokens u on u.id = %(key)s
               left join claimed c on true""",
-        {"key": key, "holder": holder, "lease": lease},
+        {"key": key, "holder": holder, "lease": lease, "recent": RECENT_PLAYS},
     ).fetchone()
     fields = len(_USER_COLUMNS.split(","))
     user = User(*row[:fields]) if row[0] is not None else None
-    status, held_until, newest = row[fields:]
-    return Claim(user, status, None if user else held_until, newest)
+    status, held_until, recent = row[fields:]
+    return Claim(user, status, None if user else held_until, tuple(recent))
 
 
 def lock_for_change(conn: psycopg.Connection, key: int, what: str) -> None:
