@@ -36,6 +36,7 @@ class PgProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._lock = threading.Lock()
         self.per_connection: list[int] = []  # round trips of each connection, in open order
+        self.bytes_sent = 0  # client to server, all connections
         self._threads: list[threading.Thread] = []
         self._open: list[socket.socket] = []
         self._closing = False
@@ -58,6 +59,7 @@ class PgProxy:
     def reset(self) -> None:
         with self._lock:
             self.per_connection = [0] * len(self.per_connection)
+            self.bytes_sent = 0
 
     def __enter__(self) -> PgProxy:
         thread = threading.Thread(target=self._accept, daemon=True)
@@ -98,6 +100,7 @@ class PgProxy:
                     if not state["awaiting"]:
                         self.per_connection[index] += 1
                         state["awaiting"] = True
+                    self.bytes_sent += len(data)
                 dst.sendall(data)
         except OSError:
             pass

@@ -59,6 +59,7 @@ class Run:
     users: int
     exit_code: int
     requests: int  # requests the stand-in Spotify answered
+    bytes_sent: int = 0  # from the job to the database, all connections
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -159,6 +160,7 @@ def run_sync(code: Path, proxy: PgProxy, standin: Standin, concurrency: int) -> 
         users=report["users_total"],
         exit_code=proc.returncode,
         requests=requests,
+        bytes_sent=proxy.bytes_sent,
     )
 
 
@@ -192,6 +194,7 @@ def counts(code: Path, cluster: PgCluster, n: int) -> dict[str, float]:
     per_users = {}
     for key in SCENARIOS:
         per_user = per_users[key] = (large[key].round_trips - small[key].round_trips) / n
+        sent = (large[key].bytes_sent - small[key].bytes_sent) / n
         fixed = small[key].round_trips - n * per_user
         own = small[key].connections[0]
         workers = small[key].connections[1:]
@@ -200,7 +203,8 @@ def counts(code: Path, cluster: PgCluster, n: int) -> dict[str, float]:
             f"  {LABELS[key]:<42} {per_user:5.2f} per user | fixed {fixed:4.1f}: run's own "
             f"connection {own - 1} + 1 close, {len(workers)} worker connection(s) x "
             f"({setup - 1:.1f} + 1 close) | Spotify requests "
-            f"{large[key].requests / (2 * n):.2f} per user"
+            f"{large[key].requests / (2 * n):.2f} per user | {sent / 1000:.1f} kB sent to the "
+            "database per user"
         )
     return per_users
 
