@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from sync.job.transform import SkipItem, item_to_play, not_stored, parse_items, parse_played_at
+from sync.job.transform import SkipItem, item_to_play, parse_items, parse_played_at
 from tests.spotify_fakes import item, track
 
 
@@ -79,16 +79,19 @@ def test_malformed_items_are_counted_and_skipped():
     assert skipped == 6
 
 
-def test_only_plays_at_no_stored_end_time_are_sent_to_the_write():
+def test_items_at_a_stored_end_time_are_neither_parsed_nor_returned():
     t0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-    plays, _ = parse_items([item(t0 - timedelta(minutes=4 * i), i) for i in range(8)])
-    newest_first = tuple(p.played_at for p in plays)
+    items = [item(t0 - timedelta(minutes=4 * i), i) for i in range(8)]
+    items.insert(3, {"played_at": "garbage", "track": None})  # still counted as skipped
+    every, skipped = parse_items(items)
+    assert skipped == 1 and len(every) == 8
+    newest_first = tuple(p.played_at for p in every)
     # stored: plays 2, 3, 5 and 6 (4 is a gap: a late play); 0 and 1 are new; 7 is older
-    # than every stored end time the claim read, so it is sent too
+    # than every stored end time the claim read, so it is returned too
     recent = tuple(newest_first[i] for i in (2, 3, 5, 6))
-    sent = not_stored(plays, recent)
-    assert [newest_first.index(p.played_at) for p in sent] == [0, 1, 4, 7]
-    assert not_stored(plays, ()) == plays  # nothing stored yet
+    plays, skipped = parse_items(items, recent)
+    assert [newest_first.index(p.played_at) for p in plays] == [0, 1, 4, 7]
+    assert skipped == 1
     # the database hands back its own tzinfo: the same instants are still recognised
     other_zone = tuple(t.astimezone(timezone(timedelta(hours=1))) for t in recent)
-    assert not_stored(plays, other_zone) == sent
+    assert parse_items(items, other_zone) == (plays, 1)

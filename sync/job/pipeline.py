@@ -27,7 +27,7 @@ from sync.control import RunControl, Stopped
 from sync.job import tokens
 from sync.job.fetch import fetch_window
 from sync.job.results import RunResult, UserResult
-from sync.job.transform import not_stored, parse_items
+from sync.job.transform import parse_items
 from sync.redact import Redactor
 from sync.spotify.client import Forbidden, InvalidClient, RateLimited, SpotifyClient, Unauthorized
 from sync.statuses import Outcome, UserStatus, WarningCode
@@ -137,8 +137,7 @@ def sync_user(
         items, possible_gap = fetch_window(
             ctx.client, token, claim.newest_played_at, ctx.options.max_tracks, who
         )
-    plays, skipped = parse_items(items)
-    plays = not_stored(plays, claim.recent_played_at)  # fewer bytes: most are stored
+    plays, skipped = parse_items(items, claim.recent_played_at)  # only what is not stored
     res.fetched = len(items)
     res.skipped_items = skipped
     res.possible_gap = possible_gap

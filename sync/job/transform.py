@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from sync.store.rows import AlbumRow, ArtistRow, Play, TrackRow
@@ -110,23 +111,21 @@ def item_to_play(item: object) -> Play:
     )
 
 
-def not_stored(plays: list[Play], recent_played_at: tuple[datetime, ...]) -> list[Play]:
-    """The plays to send to the write: all but those at a stored play's end time.
+def parse_items(items: list, stored: Collection[datetime] = ()) -> tuple[list[Play], int]:
+    """Transform a page's items; return the plays and how many items were skipped.
 
-    `recent_played_at` is the user's newest stored end times (sync.store.users.claim).
-    Most of an hourly window is among them; a late play (offline listening) or one
-    older than all of them is sent, and the write decides (an import may hold it).
+    Items that end at a time in `stored` (the user's newest stored end times, from
+    sync.store.users.claim) are stored already: neither transformed nor returned, so
+    the write does not carry the whole window again every hour. A late play (offline
+    listening) or one older than all of them is returned, and the write decides.
     """
-    stored = set(recent_played_at)
-    return [p for p in plays if p.played_at not in stored]
-
-
-def parse_items(items: list) -> tuple[list[Play], int]:
-    """Transform a page's items; return the plays and how many items were skipped."""
+    known = frozenset(stored)
     plays: list[Play] = []
     skipped = 0
     for item in items:
         try:
+            if known and isinstance(item, dict) and parse_played_at(item.get("played_at")) in known:
+                continue
             plays.append(item_to_play(item))
         except SkipItem:
             skipped += 1
