@@ -41,8 +41,11 @@ begin
         select array_agg(c.track_id order by x.ord)
           into v_ids
           from unnest(v_uris) with ordinality as x(uri, ord)
-          join catalogue_upsert((select jsonb_agg(e) from jsonb_array_elements(p_tracks) e
-                                  where e->>'uri' = any(v_uris))) c on c.uri = x.uri;
+          join catalogue_upsert(case
+                   -- the job sends only plays it has not seen stored: usually all are new
+                   when cardinality(v_times) = cardinality(p_played_at) then p_tracks
+                   else (select jsonb_agg(e) from jsonb_array_elements(p_tracks) e
+                          where e->>'uri' = any(v_uris)) end) c on c.uri = x.uri;
         with ins as (
             insert into listening_history (user_id, played_at, track_id, source)
             select p_user, u.t, u.k, 0
