@@ -39,15 +39,17 @@ drop function if exists history_export_match(integer, timestamptz, integer, inte
 -- cost more than half a second per user and sync (tests/bench/bench_insert_plays.py).
 -- PL/pgSQL, not SQL: a SQL function with a SET clause is not inlined, and it planned
 -- its query anew on every call (0.6 of its 0.75 ms per user); PL/pgSQL keeps the plan
--- for the connection. That plan may be made while the tables are nearly empty (a
--- first sync), so `enable_seqscan = off`: it probes by key, however small they looked.
+-- for the connection (a generic plan: made once). That plan may be made while the
+-- tables are nearly empty (a first sync), so `enable_seqscan = off`: it probes by key,
+-- however small they looked.
 create or replace function history_api_plays_to_insert(
     p_user integer,
     p_times timestamptz[],
     p_tracks integer[],
     p_tolerance_ms integer default 90000
 ) returns table (played_at timestamptz, track_id integer)
-language plpgsql stable set jit = off set enable_seqscan = off as $$
+language plpgsql stable set jit = off set enable_seqscan = off
+set plan_cache_mode = force_generic_plan as $$
 #variable_conflict use_column
 begin
     return query

@@ -58,10 +58,11 @@ $$;
 --   the fetched artists (an import credits the album's artist) is replaced.
 -- Every statement here touches a page's worth of rows by key: `enable_seqscan = off`
 -- keeps a plan made while the catalogue was small (a first sync into empty tables,
--- cached for the connection) from reading whole tables later (tests/test_catalogue.py).
+-- cached for the connection) from reading whole tables later (tests/test_catalogue.py),
+-- and generic plans are made once per connection, not planned anew on every call.
 create or replace function catalogue_upsert(p_tracks jsonb)
 returns table (uri text, track_id integer, completed boolean)
-language plpgsql set jit = off set enable_seqscan = off as $$
+language plpgsql set jit = off set enable_seqscan = off set plan_cache_mode = force_generic_plan as $$
 declare
     page     jsonb[];
     credits  jsonb[];

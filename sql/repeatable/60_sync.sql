@@ -23,8 +23,9 @@ create or replace function sync_store_user(
     p_result jsonb,
     p_alive interval,
     p_tolerance_ms integer
+-- (generic plans, made once per connection, probing by key: see 20_catalogue.sql)
 ) returns setof timestamptz
-language plpgsql set jit = off as $$
+language plpgsql set jit = off set enable_seqscan = off set plan_cache_mode = force_generic_plan as $$
 declare
     v_times timestamptz[];
     v_uris text[];
