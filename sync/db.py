@@ -137,7 +137,7 @@ def database_url(settings: Settings) -> str:
 def connect(url: str) -> psycopg.Connection:
     """Open a connection; a bad URL or unreachable server is the owner's to fix."""
     try:
-        # No prepared statements by default (sync run's workers opt in, see one_trip).
+        # prepare_threshold=None keeps us compatible with transaction poolers.
         return psycopg.connect(url, connect_timeout=15, prepare_threshold=None)
     except psycopg.ProgrammingError as exc:  # libpq could not parse the URL
         reason = _first_line(exc)
@@ -151,21 +151,6 @@ def connect(url: str) -> psycopg.Connection:
             f"cannot connect to the database ({_scrub(reason or type(exc).__name__, url)}): "
             "check DATABASE_URL and that the server accepts connections"
         ) from None
-
-
-def one_trip(conn: psycopg.Connection, query: str, params: object) -> psycopg.Cursor:
-    """Execute in one round trip, also when psycopg prepares the statement.
-
-    For the statements `sync run` repeats for every user: on a connection that allows
-    prepared statements (sync run's workers, see sync.job.pipeline) the statement is
-    prepared, so the server parses and plans it once per connection, not once per user;
-    in pipeline mode the prepare travels with the execution instead of costing a round
-    trip of its own. Elsewhere (prepare_threshold None) it is a plain execute. Fetch
-    from the returned cursor.
-    """
-    with conn.pipeline():
-        cur = conn.execute(query, params, prepare=True)
-    return cur
 
 
 def _first_line(exc: BaseException) -> str:

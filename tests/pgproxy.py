@@ -37,7 +37,6 @@ class PgProxy:
         self._lock = threading.Lock()
         self.per_connection: list[int] = []  # round trips of each connection, in open order
         self.bytes_sent = 0  # client to server, all connections
-        self.parses = 0  # Parse messages (statements the server parsed and planned)
         self._threads: list[threading.Thread] = []
         self._open: list[socket.socket] = []
         self._closing = False
@@ -61,7 +60,6 @@ class PgProxy:
         with self._lock:
             self.per_connection = [0] * len(self.per_connection)
             self.bytes_sent = 0
-            self.parses = 0
 
     def __enter__(self) -> PgProxy:
         thread = threading.Thread(target=self._accept, daemon=True)
@@ -96,16 +94,13 @@ class PgProxy:
                 thread.start()
 
     def _client_to_server(self, src, dst, index: int, state: dict) -> None:
-        messages = _Messages()
         try:
             while data := src.recv(65536):
-                parses = messages.feed(data).count(b"P")
                 with self._lock:
                     if not state["awaiting"]:
                         self.per_connection[index] += 1
                         state["awaiting"] = True
                     self.bytes_sent += len(data)
-                    self.parses += parses
                 dst.sendall(data)
         except OSError:
             pass
@@ -125,39 +120,6 @@ class PgProxy:
             pass
         finally:
             _shut(dst)
-
-
-class _Messages:
-    """Splits a client's byte stream into protocol messages, to count them by type."""
-
-    _NEGOTIATION = (80877103, 80877104)  # SSLRequest, GSSENCRequest: a startup packet follows
-
-    def __init__(self) -> None:
-        self._buffer = b""
-        self._started = False
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """The type bytes of the messages that data completes."""
-        self._buffer += data
-        types = []
-        while True:
-            if not self._started:  # startup-phase packets: int32 length, no type byte
-                if len(self._buffer) < 8:
-                    return types
-                size = int.from_bytes(self._buffer[:4], "big")
-                if len(self._buffer) < size:
-                    return types
-                code = int.from_bytes(self._buffer[4:8], "big")
-                self._started = code not in self._NEGOTIATION
-                self._buffer = self._buffer[size:]
-                continue
-            if len(self._buffer) < 5:  # type byte, then int32 length that counts itself
-                return types
-            size = int.from_bytes(self._buffer[1:5], "big")
-            if len(self._buffer) < 1 + size:
-                return types
-            types.append(self._buffer[:1])
-            self._buffer = self._buffer[1 + size :]
 
 
 def _shut(sock: socket.socket) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import secrets
 import signal
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -211,12 +210,6 @@ class _Connections:
             # No wait is unbounded: a bulk import holds table locks for its whole run.
             conn.execute(f"set lock_timeout = '{LOCK_TIMEOUT}'; "
                          f"set statement_timeout = '{STATEMENT_TIMEOUT}'")  # fmt: skip
-            # The claim, the token save and the write repeat for every user: db.one_trip
-            # prepares them (no extra round trip), so the server parses and plans each
-            # once per connection. Nothing else is prepared of psycopg's own accord.
-            # Prepared statements need a session, not a transaction pooler (run refuses
-            # Supabase's).
-            conn.prepare_threshold = sys.maxsize
             with self._lock:
                 self._all.append(conn)
             self._local.conn = conn

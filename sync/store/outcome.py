@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg.types.json import Jsonb
 
-from sync.db import one_trip
 from sync.store.plays import track_json
 from sync.store.rows import Play
 from sync.store.sources import MATCH_TOLERANCE_MS
@@ -36,8 +35,7 @@ def save(
     when run_id is None (a dry run), but the claim is released all the same.
     """
     tracks = {p.track.uri: p.track for p in plays}
-    rows = one_trip(
-        conn,
+    rows = conn.execute(
         "select * from sync_store_user(%s, %s, %s, %s::timestamptz[], %s::text[], %s, %s, %s, %s)",
         (
             key,

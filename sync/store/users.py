@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 
 import psycopg
 
-from sync.db import one_trip
 from sync.errors import UserError
 from sync.names import parse_alias
 from sync.statuses import UserStatus
@@ -86,8 +85,7 @@ def claim(conn: psycopg.Connection, key: int, holder: int, lease: timedelta) -> 
     Only active users are claimed; a lease this holder already has is renewed (a retry
     after a dropped connection), an expired one is taken over.
     """
-    row = one_trip(
-        conn,
+    row = conn.execute(
         f"""with target as (
                select id from user_tokens
                 where id = %(key)s and status = 'active'
@@ -185,8 +183,7 @@ def save_tokens(
     when the row changed meanwhile (another run, a login, a removal): the stored value
     wins over ours.
     """
-    row = one_trip(
-        conn,
+    row = conn.execute(
         """update user_tokens
               set access_token = %s, access_token_expires_at = %s,
                   refresh_token = coalesce(%s, refresh_token),
