@@ -83,6 +83,12 @@ class PgProxy:
                 return
             upstream = socket.socket(self._family, socket.SOCK_STREAM)
             upstream.connect(self._address)
+            # Forward each write as it comes, as a network does: without this, Nagle's
+            # algorithm held a client's second small write (libpq's own socket sets
+            # TCP_NODELAY) until Postgres's delayed ACK, 40 ms later.
+            for sock in (client, upstream):
+                if sock.family != socket.AF_UNIX:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 index = len(self.per_connection)
                 self.per_connection.append(0)
