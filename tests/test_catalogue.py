@@ -384,3 +384,20 @@ def test_plans_made_while_the_tables_were_empty_still_read_by_key_later(conn):
     read = {table: after[table] - before[table] for table in after}
     assert plays_store.count_plays(conn, key) == 140
     assert all(n < 2000 for n in read.values()), read
+
+
+def test_a_write_of_known_tracks_draws_no_ids_and_inserts_nothing(conn):
+    """Issue 9: every hourly write tried to insert every track, album and artist of its
+    plays and let `on conflict` drop the known ones; each attempt still drew an id from
+    the table's sequence. Known rows are now left out before the insert."""
+    key = add_user(conn)
+    _hourly_writes(conn, key, range(1))
+    sequences = "select " + ", ".join(
+        f"(select last_value from {table}_id_seq)" for table in ("tracks", "albums", "artists")
+    )
+    before = conn.execute(sequences).fetchone()
+    tracks = [api_track(i, f"Album {i % 4}", [f"Artist {i % 3}"]) for i in range(10)]
+    later = T0 + 5 * HOUR  # the same ten songs again, an hour later
+    store(conn, key, [api_item(later + i * MINUTE * 3, t) for i, t in enumerate(tracks)])
+    assert plays_store.count_plays(conn, key) == 20
+    assert conn.execute(sequences).fetchone() == before

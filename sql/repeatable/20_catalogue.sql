@@ -188,11 +188,15 @@ begin
         end loop;
     end if;
 
-    -- Missing rows, each table in uri order.
+    -- Missing rows, each table in uri order. Rows that exist are left out before the
+    -- insert (an index probe), not by `on conflict` alone: a conflicting insert still
+    -- draws an id from the table's sequence and takes a speculative lock, for every
+    -- known track of every hourly write. `on conflict` stays for concurrent writers.
     insert into artists (uri, spotify_id, name)
     select distinct on (c->>'uri') c->>'uri', c->>'spotify_id', coalesce(c->>'name', '')
       from unnest(credits) c
      where c->>'uri' is not null
+       and not exists (select 1 from artists x where x.uri = c->>'uri')
      order by c->>'uri'
         on conflict do nothing;
     insert into albums (uri, spotify_id, name, album_type, release_date, image_url)
@@ -201,6 +205,7 @@ begin
            t->'album'->>'album_type', t->'album'->>'release_date', t->'album'->>'image_url'
       from unnest(page) t
      where t->'album'->>'uri' is not null
+       and not exists (select 1 from albums x where x.uri = t->'album'->>'uri')
      order by t->'album'->>'uri'
         on conflict do nothing;
 
@@ -241,6 +246,7 @@ begin
            coalesce((t->>'is_local')::boolean, false), t->>'isrc',
            (t->>'track_number')::smallint, (t->>'disc_number')::smallint
       from unnest(page) t
+     where not exists (select 1 from tracks x where x.uri = t->>'uri')
      order by t->>'uri'
         on conflict do nothing;
 
@@ -270,7 +276,8 @@ begin
         select uncredited || array_agg(artist_id) into uncredited from gone;
     end loop;
     insert into track_artists (track_id, position, artist_id)
-    select * from unnest(credit_t, credit_p, credit_a)
+    select * from unnest(credit_t, credit_p, credit_a) as n(t, p, a)
+     where not exists (select 1 from track_artists ta where ta.track_id = n.t)
         on conflict do nothing;
     -- placeholder artists the replaced credits left without any track
     delete from artists a
