@@ -32,7 +32,8 @@ declare
     v_ids integer[];
     v_new timestamptz[];
 begin
-    -- Most of an hourly window is stored already: only the rest touches the catalogue.
+    -- Plays stored already (the job leaves out those it saw in the claim) are dropped;
+    -- the catalogue is written only when some play is new.
     select array_agg(p.t order by p.t), array_agg(p.u order by p.t)
       into v_times, v_uris
       from unnest(p_played_at, p_track_uris) as p(t, u)
@@ -42,11 +43,8 @@ begin
         select array_agg(c.track_id order by x.ord)
           into v_ids
           from unnest(v_uris) with ordinality as x(uri, ord)
-          join catalogue_upsert(case
-                   -- the job sends only plays it has not seen stored: usually all are new
-                   when cardinality(v_times) = cardinality(p_played_at) then p_tracks
-                   else (select jsonb_agg(e) from jsonb_array_elements(p_tracks) e
-                          where e->>'uri' = any(v_uris)) end) c on c.uri = x.uri;
+          -- (the job sends only the tracks of plays it did not find stored)
+          join catalogue_upsert(p_tracks) c on c.uri = x.uri;
         with ins as (
             insert into listening_history (user_id, played_at, track_id, source)
             select p_user, u.t, u.k, 0
