@@ -16,7 +16,6 @@ class Redactor:
     def __init__(self, github_actions: bool = False, stream: TextIO | None = None):
         self.github_actions = github_actions
         self.stream = stream
-        self._values: set[str] = set()
         # first MIN_LENGTH characters -> the values starting so: a text is checked against
         # the values that start somewhere in it, not against every secret of the run
         self._by_prefix: dict[str, list[str]] = {}
@@ -27,10 +26,10 @@ class Redactor:
         if not value or len(value) < self.MIN_LENGTH:
             return
         with self._lock:
-            if value in self._values:
+            same_start = self._by_prefix.setdefault(value[: self.MIN_LENGTH], [])
+            if value in same_start:
                 return
-            self._values.add(value)
-            self._by_prefix.setdefault(value[: self.MIN_LENGTH], []).append(value)
+            same_start.append(value)
             if self.github_actions:
                 stream = self.stream or sys.stderr
                 stream.write(f"::add-mask::{value}\n")
