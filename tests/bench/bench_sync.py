@@ -115,23 +115,20 @@ def postgres_cpu_seconds(db_url: str) -> float | None:
         return text[text.rindex(")") + 2 :].split()  # fields from 3 (state) on
 
     with psycopg.connect(db_url, autocommit=True) as conn:
-        backend = conn.execute("select pg_backend_pid()").fetchone()[0]
-        fields = stat(backend)
-        if fields is None:
-            return None
-        postmaster = int(fields[1])
-        mine = stat(backend)
-        own = (int(mine[11]) + int(mine[12])) if mine else 0
+        backend = stat(conn.execute("select pg_backend_pid()").fetchone()[0])
+    if backend is None:
+        return None
+    postmaster = int(backend[1])  # this probe's own backend costs the same every time
     fields = stat(postmaster)
     if fields is None:
         return None
     total = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) not in (postmaster, backend):
+        if entry.name.isdigit() and int(entry.name) != postmaster:
             child = stat(int(entry.name))
             if child is not None and int(child[1]) == postmaster:
                 total += int(child[11]) + int(child[12])
-    return (total - own) / tick
+    return total / tick
 
 
 def run_once(label: str, db_url: str, standin: Standin, concurrency: int) -> RunFigures:
