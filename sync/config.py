@@ -35,6 +35,13 @@ class Settings:
     step_summary_path: str | None
     run_url: str | None
     trigger: str
+    # The owner's inbox (sync.notify): GitHub's standard variables and the job's token.
+    github_token: str | None = None
+    github_api_url: str = "https://api.github.com"
+    server_url: str = "https://github.com"
+    repository: str | None = None  # owner/name
+    repo_private: bool | None = None  # None: not known (not in Actions)
+    notify: bool = True  # SYNC_NOTIFY=off turns the issues off
 
     def require_spotify_credentials(self) -> None:
         """Spotify credentials matter only once there is a user to sync."""
@@ -54,7 +61,7 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Values that must never be printed (used by the log/summary scrubber)."""
-        values = [self.client_secret, self.client_id]
+        values = [self.client_secret, self.client_id, self.github_token]
         if self.database_url:
             values += [self.database_url, url_password(self.database_url)]
         return [v for v in values if v]
@@ -107,7 +114,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(problem.message())
     run_url = None
     if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
-        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
         run_url = f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
     trigger = env.get("GITHUB_EVENT_NAME") or ("github" if in_actions else "manual")
     return Settings(
@@ -124,4 +131,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         step_summary_path=env.get("GITHUB_STEP_SUMMARY") or None,
         run_url=run_url,
         trigger=trigger,
+        github_token=env.get("GITHUB_TOKEN", "").strip() or None,
+        github_api_url=_url(env, "GITHUB_API_URL", "https://api.github.com"),
+        server_url=_url(env, "GITHUB_SERVER_URL", "https://github.com"),
+        repository=env.get("GITHUB_REPOSITORY", "").strip() or None,
+        repo_private=_bool(env, "REPO_PRIVATE") if env.get("REPO_PRIVATE", "").strip() else None,
+        notify=_bool(env, "SYNC_NOTIFY") if env.get("SYNC_NOTIFY", "").strip() else True,
     )

@@ -45,3 +45,10 @@ class WarningCode(StrEnum):
     NEEDS_SIGN_IN = "needs_sign_in"  # not synced until the user signs in again
     LOCKED_LONG = "locked_long"  # another run has held this user for hours
     NOT_ALLOWED = "not_allowed"  # Spotify refuses the user (403), again
+
+
+class AppProblem(StrEnum):
+    """Refusals that concern the whole Spotify app, not one user: the run stops at once."""
+
+    INVALID_CLIENT = "invalid_client"  # the client id or secret is wrong
+    PREMIUM_LAPSED = "premium_lapsed"  # a development-mode app's owner lost Premium

@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
 import psycopg
@@ -28,6 +28,7 @@ from sync.job.pipeline import LEASE, STOP_SIGNALS, Context, Options, fair_order,
 from sync.job.results import RunResult
 from sync.job.summary import Reporter, json_report, summary_markdown, write_step_summary
 from sync.names import alias, parse_alias
+from sync.notify.inbox import InboxReport, notify_owner
 from sync.redact import Redactor
 from sync.spotify.client import SpotifyClient
 from sync.statuses import RunStatus, UserStatus
@@ -179,6 +180,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings, redactor: Redactor) ->
         else:
             status = RunStatus.FAILED if result.exit_code else RunStatus.OK
         conn = close_run(url, conn, run_id, status, result)
+        inbox = None
+        if conn is not None and not args.dry_run and not result.interrupted:
+            inbox = notify_owner(conn, settings, result, datetime.now(UTC))
         details = ""  # listening details only when the owner opts in (SYNC_SUMMARY_DETAILS)
         if settings.summary_details and settings.step_summary_path and conn is not None:
             details = analytics.summary_section(
@@ -189,15 +193,35 @@ def cmd_run(args: argparse.Namespace, settings: Settings, redactor: Redactor) ->
         if settings.in_github_actions:
             print(f"::warning title=No users::{NO_USERS}", file=sys.stderr)
     reporter.finish(result)
+    inbox_line = _inbox_line(inbox)
+    if inbox_line:
+        log.info("%s", inbox_line)
+    if inbox is not None and inbox.warning:
+        log.warning("warning: %s", inbox.warning)
     if settings.step_summary_path:
         write_step_summary(
             settings.step_summary_path,
-            summary_markdown(result, reporter.name, settings.run_url) + details,
+            summary_markdown(result, reporter.name, settings.run_url)
+            + (f"\n{inbox_line}\n" if inbox_line else "")
+            + details,
             redactor,
         )
     if args.json:
         print(redactor.redact(json_report(result, reporter.name)))
     return result.exit_code
+
+
+def _inbox_line(inbox: InboxReport | None) -> str | None:
+    """One line on what the run changed in the owner's issues, or None."""
+    if inbox is None:
+        return None
+    parts = [
+        f"{verb} {', '.join(f'#{n}' for n in numbers)}"
+        for verb, numbers in (("opened", inbox.opened), ("updated", inbox.updated),
+                              ("closed", inbox.closed))  # fmt: skip
+        if numbers
+    ]
+    return f"Issues for the owner: {'; '.join(parts)}." if parts else None
 
 
 def close_run(
