@@ -29,8 +29,15 @@ from sync.job.fetch import fetch_window
 from sync.job.results import RunResult, UserResult
 from sync.job.transform import parse_items
 from sync.redact import Redactor
-from sync.spotify.client import Forbidden, InvalidClient, RateLimited, SpotifyClient, Unauthorized
-from sync.statuses import Outcome, UserStatus, WarningCode
+from sync.spotify.client import (
+    AppOwnerNotPremium,
+    Forbidden,
+    InvalidClient,
+    RateLimited,
+    SpotifyClient,
+    Unauthorized,
+)
+from sync.statuses import AppProblem, Outcome, UserStatus, WarningCode
 from sync.store import outcome
 from sync.store import users as user_store
 from sync.store.runs import Candidate
@@ -235,6 +242,7 @@ def run_sync(
     started = control.clock()
     conns = _Connections(url, connect)
     holder = run_id if run_id is not None else -secrets.randbelow(2**62) - 1
+    app_problems: list[AppProblem] = []  # app-wide refusals met, first first
 
     def attempt(user: Candidate) -> UserResult:
         res = UserResult(user.key, user.user_id, started_at=ctx.now())
@@ -266,9 +274,14 @@ def run_sync(
             except RateLimited as exc:  # per app: the client stopped the run for everyone
                 res.status, res.error = Outcome.SKIPPED, str(exc)
             except InvalidClient as exc:  # the app's credentials are wrong for everyone
+                app_problems.append(AppProblem.INVALID_CLIENT)
                 control.stop("Spotify refused the app's credentials")
                 res.status, res.error_class = Outcome.FAILED, "InvalidClient"
                 res.error = f"{exc}: check SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET"
+            except AppOwnerNotPremium as exc:  # the whole app is stopped, not this user
+                app_problems.append(AppProblem.PREMIUM_LAPSED)
+                control.stop("Spotify stopped the app: its owner's Premium lapsed")
+                res.status, res.error_class, res.error = Outcome.FAILED, "AppOwnerNotPremium", str(exc)
             except tokens.NeedsReauth as exc:
                 res.status, res.newly_needs_reauth = Outcome.NEEDS_REAUTH, True
                 res.error_class, res.error = _describe(exc)
@@ -327,6 +340,7 @@ def run_sync(
         duration_s=control.clock() - started,
         dry_run=ctx.options.dry_run,
         stopped=control.reason,
+        app_problem=app_problems[0] if app_problems else None,
     )
 
 

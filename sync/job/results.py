@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sync.control import BUDGET_REACHED
-from sync.statuses import Outcome, WarningCode
+from sync.statuses import AppProblem, Outcome, WarningCode
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class RunResult:
     stopped: str | None = None  # why the run stopped early (signal, budget, rate limit)
     interrupted: bool = False  # a signal stopped it
     killed_runs: list[tuple[int, datetime]] = field(default_factory=list)  # closed by this run
+    app_problem: AppProblem | None = None  # Spotify refused the whole app (the run stopped)
 
     @property
     def tracks_added(self) -> int:

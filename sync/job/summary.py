@@ -92,10 +92,25 @@ class Reporter:
                 self._write(line)
 
 
+APP_WIDE = {"InvalidClient", "AppOwnerNotPremium"}  # error classes that concern the whole app
+
+
+def app_refusal(result: RunResult) -> str | None:
+    """The cause and fix of an app-wide refusal, said once for the run (not per user)."""
+    if result.app_problem is None:
+        return None
+    return next((u.error for u in result.users if u.error_class in APP_WIDE and u.error), None)
+
+
 def annotations(result: RunResult, name) -> list[str]:
     lines = []
+    app = app_refusal(result)
+    if app:
+        lines.append(f"::error title=Spotify app::{escape_data(app)}")
     for res in result.users:
         who = name(res)
+        if app and res.error_class in APP_WIDE:
+            continue
         if res.status == Outcome.FAILED:
             lines.append(f"::error title={escape_property(who)}::{escape_data(res.error or '')}")
         elif res.status in (Outcome.NEEDS_REAUTH, Outcome.REFUSED):
@@ -108,7 +123,7 @@ def annotations(result: RunResult, name) -> list[str]:
             if note.code not in (WarningCode.NEEDS_SIGN_IN, WarningCode.NOT_ALLOWED):
                 kind = "error" if note.code == WarningCode.LOCKED_LONG else "warning"
                 lines.append(f"::{kind} title={escape_property(who)}::{escape_data(note.text)}")
-    if result.stopped and not result.interrupted:
+    if result.stopped and not result.interrupted and not app:
         lines.append(f"::warning title=Run stopped early::{escape_data(result.stopped)}")
     for run_id, _ in result.killed_runs:
         lines.append(f"::warning title=Killed run::run {run_id} never finished; closed as killed")
@@ -151,7 +166,10 @@ def summary_markdown(result: RunResult, name, run_url: str | None = None) -> str
         for n in u.warnings
         if n.code == code
     ]
-    if result.stopped:
+    app = app_refusal(result)
+    if app:
+        out += [f"> [!CAUTION]\n> {app}.", ""]
+    elif result.stopped:
         out += [f"> [!WARNING]\n> The run stopped early: {result.stopped}.", ""]
     if result.killed_runs:
         ids = ", ".join(str(i) for i, _ in result.killed_runs)
@@ -172,7 +190,8 @@ def summary_markdown(result: RunResult, name, run_url: str | None = None) -> str
             "|---|---|---:|---:|---:|---|",
         ]
         for u in result.users:
-            notes = [n.text for n in u.warnings] + ([u.error] if u.error else [])
+            error = "stopped: see above" if app and u.error_class in APP_WIDE else u.error
+            notes = [n.text for n in u.warnings] + ([error] if error else [])
             out.append(
                 f"| {_cell(name(u))} | {STATUS_ICON.get(u.status, '')} {u.status} "
                 f"| {u.new_tracks} | {u.fetched} | {u.skipped_items} "

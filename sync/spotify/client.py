@@ -92,6 +92,18 @@ class Unauthorized(SpotifyError):
     """401 on a data call: the access token is no longer accepted."""
 
 
+class AppOwnerNotPremium(SpotifyError):
+    """403 for the whole app: a development-mode app's owner no longer has Premium."""
+
+
+PREMIUM_PHRASE = "premium subscription required for the owner"  # Spotify's 403 message
+PREMIUM_ADVICE = (
+    "Spotify refuses the app: its owner's Premium subscription has lapsed (a "
+    "development-mode app works only while the account that owns it has Premium); renew "
+    "Premium on the app owner's account, then the next run continues"
+)
+
+
 class Forbidden(SpotifyError):
     """403: missing scope, or the user is not allow-listed on a development-mode app."""
 
@@ -314,6 +326,8 @@ class SpotifyClient:
             return InvalidClient(text, status, code)
         if status == 401:
             return Unauthorized(text, status, code)
+        if status == 403 and PREMIUM_PHRASE in description.lower():
+            return AppOwnerNotPremium(PREMIUM_ADVICE, status, code)
         if status == 403:
             return Forbidden(
                 "Spotify refused this user's data (403): a development-mode app only serves "
