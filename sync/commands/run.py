@@ -217,8 +217,11 @@ def _inbox_line(inbox: InboxReport | None) -> str | None:
         return None
     parts = [
         f"{verb} {', '.join(f'#{n}' for n in numbers)}"
-        for verb, numbers in (("opened", inbox.opened), ("updated", inbox.updated),
-                              ("closed", inbox.closed))  # fmt: skip
+        for verb, numbers in (
+            ("opened", inbox.opened),
+            ("updated", inbox.updated),
+            ("closed", inbox.closed),
+        )  # fmt: skip
         if numbers
     ]
     return f"Issues for the owner: {'; '.join(parts)}." if parts else None

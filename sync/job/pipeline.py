@@ -281,7 +281,11 @@ def run_sync(
             except AppOwnerNotPremium as exc:  # the whole app is stopped, not this user
                 app_problems.append(AppProblem.PREMIUM_LAPSED)
                 control.stop("Spotify stopped the app: its owner's Premium lapsed")
-                res.status, res.error_class, res.error = Outcome.FAILED, "AppOwnerNotPremium", str(exc)
+                res.status, res.error_class, res.error = (
+                    Outcome.FAILED,
+                    "AppOwnerNotPremium",
+                    str(exc),
+                )
             except tokens.NeedsReauth as exc:
                 res.status, res.newly_needs_reauth = Outcome.NEEDS_REAUTH, True
                 res.error_class, res.error = _describe(exc)

@@ -93,7 +93,9 @@ def reconcile(conn: psycopg.Connection, api: GitHubIssues, want: Desired,
                 notices.forget(conn, key, row.issue_number)
                 report.closed.append(row.issue_number)
     except GitHubError as exc:
-        report.warning = f"the owner's issues were not brought up to date ({exc}); the next run tries again"
+        report.warning = (
+            f"the owner's issues were not brought up to date ({exc}); the next run tries again"
+        )
     report.calls = api.calls
     return report
 

@@ -208,8 +208,8 @@ def _app(out: Desired, result: RunResult | None, place: Place) -> None:
         ),
         Problem.PREMIUM_LAPSED: (
             "Spotify stopped the app: its owner's Premium lapsed",
-            "Spotify answers every request with 403 \"Active premium subscription required for "
-            "the owner of the app\": a development-mode app works only while the account that "
+            'Spotify answers every request with 403 "Active premium subscription required for '
+            'the owner of the app": a development-mode app works only while the account that '
             "owns it has Premium. Renew Premium on the app owner's account; the next run "
             "continues. Nobody needs to sign in again.",
         ),
