@@ -12,7 +12,8 @@ LAYERS = (
     (5, ("sync.cli", "sync.__main__")),
     (4, ("sync.commands",)),
     (3, ("sync.job", "sync.history_import", "sync.analytics", "sync.listening", "sync.stats",
-         "sync.report_data", "sync.html_", "sync.signin", "sync.doctor", "sync.setup", "sync.notify")),
+         "sync.report_data", "sync.html_", "sync.signin", "sync.doctor", "sync.setup",
+         "sync.notify")),
     (2, ("sync.store", "sync.spotify")),
 )  # fmt: skip
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -99,7 +100,6 @@ def test_a_year_of_one_user_opens_updates_and_closes_one_issue_per_problem(
         events += [(day, "updated", n) for n in report.updated]
         events += [(day, "closed", n) for n in report.closed]
     issues = github.state.issues
-    titles = {n: i.title for n, i in issues.items()}
     assert [(d, w) for d, w, _ in events] == [
         (167, "opened"),  # 14 days before the 6 months end (2026-07-05)
         (181, "updated"),  # the day it ends: "needs to sign in again"
@@ -173,8 +173,11 @@ def test_a_github_outage_is_retried_by_the_next_run_without_a_duplicate(
     # A run killed between creating the issue and recording its number: the next run
     # finds the issue by its marker instead of opening a second one.
     conn.execute("delete from owner_notices")
-    conn.execute("insert into owner_notices (problem, subject, attempts, claimed_until) "
-                 "values ('sign_in', %s, 1, now() - interval '1 hour')", (f"user-{key}",))  # fmt: skip
+    conn.execute(
+        "insert into owner_notices (problem, subject, attempts, claimed_until) "
+        "values ('sign_in', %s, 1, now() - interval '1 hour')",
+        (f"user-{key}",),
+    )
     report = _notify(conn, settings, None, START + timedelta(hours=2))
     assert report.opened == [1] and len(github.state.issues) == 1
     assert notices.rows(conn)[("sign_in", f"user-{key}")].issue_number == 1
@@ -253,7 +256,7 @@ def test_the_sync_opens_the_issue_and_a_github_403_never_fails_it(
     result = run("run")
     assert result.code == 0, result.err
     assert "Issues for the owner: opened #1." in result.err
-    assert "Issues for the owner: opened #1." in open(summary).read()
+    assert "Issues for the owner: opened #1." in Path(summary).read_text()
     assert github.state.issues[1].title == "user-1 needs to sign in with Spotify again"
     github.state.fail = [403] * 5
     conn.execute("delete from owner_notices")
@@ -277,7 +280,7 @@ def test_a_lapsed_premium_stops_the_run_with_one_line_and_one_issue(
     assert result.code == 1
     statuses = [u["status"] for u in result.report["users"]]
     assert statuses == ["failed", "skipped", "skipped", "skipped", "skipped"]
-    text = open(summary).read()
+    text = Path(summary).read_text()
     assert text.count("Renew Premium") == 1 or text.count("renew Premium") == 1
     assert "User Management" not in text + result.err
     assert result.err.count("::error") == 1

@@ -69,15 +69,14 @@ def reconcile(conn: psycopg.Connection, api: GitHubIssues, want: Desired,
             row = stored.get(key)
             if row is not None and row.issue_number is not None:
                 if row.body_hash != digest and notices.claim_issue(conn, key, row.issue_number):
-                    _call(conn, key, lambda n=row.issue_number: api.update(n, notice.title,
-                                                                           notice.body))  # fmt: skip
+                    _call(conn, key, api.update, row.issue_number, notice.title, notice.body)
                     notices.record_update(conn, key, row.issue_number, digest)
                     report.updated.append(row.issue_number)
                 continue
             attempt = notices.claim_new(conn, key)
             if attempt is None:
                 continue  # another run is opening it right now
-            number = _call(conn, key, lambda: _open(api, key, notice.title, notice.body, attempt))
+            number = _call(conn, key, _open, api, key, notice.title, notice.body, attempt)
             if notices.record_issue(conn, key, number, digest):
                 report.opened.append(number)
         for key, row in stored.items():
@@ -89,7 +88,7 @@ def reconcile(conn: psycopg.Connection, api: GitHubIssues, want: Desired,
                 continue
             if notices.claim_issue(conn, key, row.issue_number):
                 note = RESOLVED[Problem(key[0])] if key[1] in user_keys or key[1] == "app" else GONE
-                _call(conn, key, lambda n=row.issue_number, t=note: api.close(n, t))
+                _call(conn, key, api.close, row.issue_number, note)
                 notices.forget(conn, key, row.issue_number)
                 report.closed.append(row.issue_number)
     except GitHubError as exc:
@@ -100,10 +99,10 @@ def reconcile(conn: psycopg.Connection, api: GitHubIssues, want: Desired,
     return report
 
 
-def _call(conn: psycopg.Connection, key: Key, call: Callable[[], int | None]):
+def _call(conn: psycopg.Connection, key: Key, call: Callable, *args):
     """A GitHub call made under this run's claim; a failure gives the claim back."""
     try:
-        return call()
+        return call(*args)
     except GitHubError:
         notices.release(conn, key)
         raise

@@ -13,7 +13,6 @@ from datetime import timedelta
 
 import psycopg
 
-
 Key = tuple[str, str]  # (problem, subject)
 CLAIM = timedelta(minutes=10)  # longer than the GitHub calls of one row can take
 
