@@ -40,7 +40,7 @@ RESOLVED = {
     Problem.PREMIUM_LAPSED: "Spotify serves the app again. Closed by the sync.",
     Problem.GAPS: "Fewer runs see a possible gap now. Closed by the sync.",
     Problem.HELD: "The user is synced again. Closed by the sync.",
-    Problem.SCHEDULE: "The repository had activity: the schedule keeps running. Closed by the sync.",
+    Problem.SCHEDULE: "New activity: the schedule keeps running. Closed by the sync.",
 }
 GONE = "The user was removed from the sync. Closed by the sync."
 
