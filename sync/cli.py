@@ -116,10 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
     remove.set_defaults(func=_lazy("users", "cmd_remove_user"))
 
     login = sub.add_parser("login", help="sign in with Spotify and store the user's refresh token")
-    login.add_argument(
+    login_how = login.add_mutually_exclusive_group()
+    login_how.add_argument(
         "--headless",
         action="store_true",
         help="no browser here: print the URL, paste the redirected URL back",
+    )
+    login_how.add_argument(
+        "--link",
+        metavar="USER",
+        help="print a sign-in link to open on any device, for USER (id or user-N) or 'new'",
+    )
+    login_how.add_argument(
+        "--redirect-url",
+        metavar="URL",
+        help="finish a sign-in link's sign-in: the address the browser landed on ('-': stdin)",
     )
     login.set_defaults(func=_lazy("login", "cmd_login"))
 

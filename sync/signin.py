@@ -64,6 +64,10 @@ class LoginIO:
         self.out.flush()
 
 
+class CodeRefused(LoginFailed):
+    """Spotify answered the code exchange with invalid_grant (a used or stale code)."""
+
+
 @dataclass(frozen=True)
 class LoginResult:
     key: int
@@ -85,7 +89,7 @@ def _exchange(client: SpotifyClient, code: str, redirect_uri: str) -> TokenRespo
             "SPOTIFY_CLIENT_SECRET against the app's settings in the developer dashboard"
         ) from None
     except InvalidGrant as exc:
-        raise LoginFailed(
+        raise CodeRefused(
             f"Spotify refused the sign-in code ({exc}): codes are single-use and expire after "
             "a few minutes; run python -m sync login again"
         ) from None

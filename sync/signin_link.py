@@ -21,11 +21,17 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlparse
 
 from sync.config import Settings
 from sync.errors import UserError
-from sync.spotify.oauth import authorize_url, parse_redirect_uri
+from sync.spotify.client import SpotifyClient
+from sync.spotify.oauth import SCOPES, authorize_url, parse_redirect_uri
+from sync.statuses import UserStatus
+from sync.store import users as user_store
 
 VERSION = "v1"
 PERIOD = timedelta(days=15)
@@ -128,3 +134,176 @@ def check_state(settings: Settings, state: str, now: datetime) -> int | None:
             "with python -m sync login --link USER"
         )
     return None if who == NEW else int(who)
+
+
+# -- redeeming: the address Spotify sent the browser to ------------------------------
+@dataclass(frozen=True)
+class Redeemed:
+    key: int
+    user_id: str
+    created: bool
+    previous_status: str | None  # None for a new user
+    authorized_at: datetime
+
+
+def _clean(text: str) -> str:
+    return text.strip().strip("'\"<>").strip()
+
+
+def _query_params(text: str) -> dict[str, str] | None:
+    """The query parameters of a pasted address, or None when it is not an http(s) URL."""
+    try:
+        parsed = urlparse(text)
+    except ValueError:
+        return None
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        return None
+    return {k: v[0] for k, v in parse_qs(parsed.query, keep_blank_values=True).items()}
+
+
+def mask_address(text: str, say: Callable[[str], None]) -> None:
+    """In GitHub Actions: mask the pasted address and its code before anything prints.
+
+    The raw value is masked even when it does not parse as a URL.
+    """
+    values = [text.strip(), _clean(text)]
+    params = _query_params(_clean(text)) or {}
+    values.append(params.get("code", ""))
+    seen: set[str] = set()
+    for value in values:
+        if value and value not in seen and "\n" not in value:
+            seen.add(value)
+            say(f"::add-mask::{value}")
+
+
+def _exchange_redirect(text: str) -> tuple[str, str, int | None]:
+    """(code, the redirect URI the browser landed on, the state's subject): checks only."""
+    if not text:
+        raise LinkRefused(
+            "no address was given: paste the whole address the browser was sent to after "
+            "Agree (it starts with http://127.0.0.1:8888/callback?)"
+        )
+    params = _query_params(text)
+    if params is None:
+        raise LinkRefused(
+            "that is not a URL: paste the whole address from the browser's address bar "
+            "after Agree (it starts with http://127.0.0.1:8888/callback?code=)"
+        )
+    parsed = urlparse(text)
+    if parsed.path.rstrip("/").endswith("/authorize"):
+        raise LinkRefused(
+            "that is the sign-in link itself: open it, choose Agree, then paste the address "
+            "the browser is sent to afterwards"
+        )
+    error = params.get("error")
+    if error == "access_denied":
+        raise LinkRefused(
+            "the sign-in was declined on Spotify's page: nothing stored; open the link again "
+            "and choose Agree"
+        )
+    if error:
+        raise LinkRefused(
+            f"Spotify answered the sign-in with error={error[:80]!r}: nothing stored; check "
+            "that the app's redirect URIs list SPOTIFY_REDIRECT_URI exactly"
+        )
+    code = params.get("code", "")
+    if not code:
+        raise LinkRefused(
+            "the address holds no code: paste the whole address the browser was sent to "
+            "after Agree, from the address bar"
+        )
+    redirect_uri = f"{parsed.scheme}://{parsed.netloc}{parsed.path}"
+    try:
+        parse_redirect_uri(redirect_uri)
+    except UserError:
+        raise LinkRefused(
+            "that is not an address Spotify sends the browser to after a sign-in: paste the "
+            "one that starts with http://127.0.0.1:8888/callback?"
+        ) from None
+    return code, redirect_uri, params.get("state", "")
+
+
+def _check_subject_row(conn, key: int, lock: bool) -> tuple[str, str]:
+    row = conn.execute(
+        "select user_id, status from user_tokens where id = %s" + (" for update" if lock else ""),
+        (key,),
+    ).fetchone()
+    if row is None:
+        raise LinkRefused(
+            f"this sign-in link is for user-{key}, who is no longer stored: nothing stored; "
+            "for a new person make a link with python -m sync login --link new"
+        )
+    if row[1] == UserStatus.REMOVED:
+        raise LinkRefused(
+            f"this sign-in link is for user-{key}, who was removed: nothing stored; to sign "
+            "them in again make a link with python -m sync login --link new"
+        )
+    return row[0], row[1]
+
+
+def redeem(
+    settings: Settings,
+    text: str,
+    now: datetime,
+    client: SpotifyClient | None = None,
+) -> Redeemed:
+    """Check the redirected address of a sign-in link, exchange its code, store the user.
+
+    Raises LinkRefused (exit 2, nothing stored) for bad input: not a URL, declined, no
+    code, a state that is malformed, expired, another app's or altered, a used code, or
+    a signed-in account other than the user the link names.
+    """
+    from sync import db
+    from sync.signin import CodeRefused, _exchange, _profile_id
+
+    settings.require_spotify_credentials()
+    code, redirect_uri, state = _exchange_redirect(_clean(text))
+    if not state:
+        raise LinkRefused(
+            "the address holds no state, so it did not come from a sign-in link: make one "
+            "with python -m sync login --link USER"
+        )
+    subject = check_state(settings, state, now)
+    # The database first: a code is worth only minutes, so fail before using it.
+    with db.open_database(settings) as conn:
+        if subject is not None:
+            expected_user, _ = _check_subject_row(conn, subject, lock=False)
+        client = client or SpotifyClient(
+            settings.api_url,
+            settings.accounts_url,
+            settings.client_id or "",
+            settings.client_secret,
+            max_retries=2,
+        )
+        try:
+            answer = _exchange(client, code, redirect_uri)
+        except CodeRefused:
+            raise LinkRefused(
+                "Spotify refused the code: each address works once, within a few minutes; "
+                "nothing stored; open the sign-in link again and paste the new address"
+            ) from None
+        user_id = _profile_id(client, answer.access_token)
+        if subject is not None and user_id != expected_user:
+            raise LinkRefused(
+                f"this sign-in link is for user-{subject}, but another Spotify account signed "
+                f"in: nothing stored; open the link again and sign in with user-{subject}'s "
+                "account (log out of Spotify in that browser first)"
+            )
+        scope = answer.scope or " ".join(SCOPES)
+        with conn.transaction():
+            if subject is not None:  # under the row lock: still the same user, still there
+                locked_user, _ = _check_subject_row(conn, subject, lock=True)
+                if locked_user != user_id:
+                    raise LinkRefused(
+                        f"user-{subject} changed while signing in: nothing stored; try again"
+                    )
+            key, created, previous_status, _ = user_store.store_login(
+                conn,
+                user_id,
+                answer.refresh_token or "",
+                answer.access_token,
+                now + timedelta(seconds=answer.expires_in),
+                scope,
+                now,
+            )
+    return Redeemed(key, user_id, created, previous_status, now)

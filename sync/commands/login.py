@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from urllib.parse import urlparse
 
 from sync.config import Settings
+from sync.errors import UserError
 from sync.job import tokens
 from sync.names import alias
 from sync.signin import LoginIO, login
@@ -23,6 +25,10 @@ def _database_label(settings: Settings) -> str:
 
 def cmd_login(args: argparse.Namespace, settings: Settings, io: LoginIO | None = None) -> int:
     io = io or LoginIO()
+    if getattr(args, "link", None):
+        return cmd_link(args.link, settings, io)
+    if getattr(args, "redirect_url", None) is not None:
+        return cmd_redirect_url(args.redirect_url, settings, io)
     result = login(settings, headless=args.headless, io=io)
     name = alias(result.key, result.user_id, False)
     if result.created:
@@ -47,4 +53,77 @@ def cmd_login(args: argparse.Namespace, settings: Settings, io: LoginIO | None =
             "GitHub Actions cannot see it. Put your database's connection string in .env as "
             "DATABASE_URL and run python -m sync login again to sync from Actions."
         )
+    return 0
+
+
+def _show_ids(settings: Settings) -> bool:
+    """Spotify ids in output locally; in Actions (public logs) only with SYNC_SHOW_USER_IDS."""
+    return settings.show_user_ids or not settings.in_github_actions
+
+
+def cmd_link(who: str, settings: Settings, io: LoginIO) -> int:
+    """`login --link USER|new`: print a sign-in link to open on any device."""
+    from sync import db
+    from sync.signin_link import sign_in_link
+    from sync.statuses import UserStatus
+    from sync.store.users import resolve_user
+
+    settings.require_spotify_credentials()
+    if who.strip().lower() == "new":
+        subject, name = None, None
+    else:
+        with db.open_database(settings) as conn:
+            user = resolve_user(conn, who.strip())
+        if user.status == UserStatus.REMOVED:
+            raise UserError(
+                f"{alias(user.key, user.user_id, _show_ids(settings))} was removed: to sign "
+                "them in again, make a link for a new person (python -m sync login --link new)"
+            )
+        subject, name = user.key, alias(user.key, user.user_id, _show_ids(settings))
+    url, expires = sign_in_link(settings, subject, io.now())
+    account = f"{name}'s Spotify account" if name else "the new person's Spotify account"
+    io.say(f"Sign-in link for {name or 'a new person'}, valid until {expires:%Y-%m-%d %H:%M} UTC:")
+    io.say(f"  {url}")
+    io.say("On any device (a phone is fine):")
+    io.say(f"  1. Open the link, sign in with {account} and choose Agree.")
+    io.say(
+        f"  2. The browser then goes to {settings.redirect_uri}?code=... and that page does "
+        "not load there: expected. Copy that whole address."
+    )
+    io.say(
+        "  3. On GitHub open the repository's Actions > sync > Run workflow, paste the "
+        "address into sign_in and run it."
+    )
+    io.say("     Or: gh workflow run sync.yml -f sign_in='ADDRESS'")
+    io.say("     Or on a computer with this set-up: python -m sync login --redirect-url 'ADDRESS'")
+    io.say("  The address works once and only for a few minutes: paste it soon.")
+    return 0
+
+
+def cmd_redirect_url(value: str, settings: Settings, io: LoginIO) -> int:
+    """`login --redirect-url URL|-`: finish a sign-in link's sign-in from its landing address."""
+    from sync.signin_link import mask_address, redeem
+
+    if value == "-":
+        value = sys.stdin.readline()
+        if not value.strip():
+            raise UserError(
+                "--redirect-url -: nothing on stdin; pass the address the browser was sent to"
+            )
+    if settings.in_github_actions:  # mask first, then parse
+        mask_address(value, io.say)
+    result = redeem(settings, value, io.now())
+    name = alias(result.key, result.user_id, _show_ids(settings))
+    expires = tokens.refresh_token_expires_at(result.authorized_at)
+    if result.created:
+        what = f"Signed in {name}: added as a new user"
+    else:
+        was = result.previous_status
+        what = f"Signed in {name} again"
+        what += f" (was {was}, active again)" if was != "active" else ""
+    where = "the database" if settings.in_github_actions else _database_label(settings)
+    io.say(
+        f"{what}; new refresh token stored in {where}. Spotify ends this sign-in on "
+        f"{expires:%Y-%m-%d}."
+    )
     return 0
