@@ -42,6 +42,18 @@ def _steps(workflow: dict):
         yield from job.get("steps", [])
 
 
+def step(workflow: dict, name: str) -> dict:
+    """The step called `name` (the sync job's "Sync", "Sign in", ...)."""
+    found = [s for s in _steps(workflow) if s.get("name") == name]
+    assert len(found) == 1, f"one step named {name!r}, found {len(found)}"
+    return found[0]
+
+
+def sync_script(path: Path = SYNC) -> str:
+    """The Sync step's `run:` script, as the runner writes it to a file for bash."""
+    return step(_load(path), "Sync")["run"]
+
+
 def test_workflows_match_github_schema():
     files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
     assert len(files) >= 2
@@ -82,13 +94,26 @@ def test_sync_manual_dispatch_takes_user_and_dry_run():
     assert inputs["dry_run"]["default"] is False
 
 
+# What each job may do beyond the top level's `contents: read`.
+JOB_PERMISSIONS = {
+    ("sync.yml", "sync"): {"contents": "read", "issues": "write"},  # the owner's inbox
+}
+
+
 @pytest.mark.parametrize("path", [SYNC, TESTS], ids=["sync", "tests"])
 def test_workflow_is_least_privilege_and_bounded(path: Path):
     workflow = _load(path)
     assert workflow["permissions"] == {"contents": "read"}
     for name, job in workflow["jobs"].items():
-        assert "permissions" not in job or job["permissions"] == {"contents": "read"}, name
+        wanted = JOB_PERMISSIONS.get((path.name, name), {"contents": "read"})
+        assert job.get("permissions", {"contents": "read"}) == wanted, name
         assert 0 < int(job["timeout-minutes"]) <= 60, name
+
+
+# The first major of each action that runs on Node 24 (Node 20 left the runners on
+# 2026-09-16; upload-artifact v5 still declared node20).
+NODE24_MAJOR = {"actions/checkout": 5, "actions/setup-python": 6, "actions/upload-artifact": 6}
+VERSION_COMMENT = re.compile(r"@([0-9a-f]{40}) # v(\d+)\.\d+\.\d+$")
 
 
 @pytest.mark.parametrize("path", [SYNC, TESTS], ids=["sync", "tests"])
@@ -99,6 +124,18 @@ def test_actions_pinned_by_sha_and_checkout_drops_credentials(path: Path):
         assert PINNED.match(step["uses"]), f"{step['uses']}: pin by a full commit SHA"
     checkouts = [s for s in steps if s["uses"].startswith("actions/checkout@")]
     assert checkouts and all(s["with"]["persist-credentials"] is False for s in checkouts)
+
+
+@pytest.mark.parametrize("path", [SYNC, TESTS], ids=["sync", "tests"])
+def test_actions_are_on_a_node24_major_named_beside_the_sha(path: Path):
+    lines = [line.strip() for line in path.read_text().splitlines() if "uses:" in line]
+    assert lines
+    for line in lines:
+        action = line.split("uses:", 1)[1].strip().split("@")[0]
+        match = VERSION_COMMENT.search(line)
+        assert match, f"{line}: pin by SHA with a `# vX.Y.Z` comment"
+        assert action in NODE24_MAJOR, f"{action}: add its first Node 24 major here"
+        assert int(match.group(2)) >= NODE24_MAJOR[action], f"{line}: not a Node 24 release"
 
 
 def test_sync_never_cancels_a_running_sync():
@@ -122,27 +159,81 @@ def test_sync_uses_setup_python_with_pip_cache():
 def test_sync_passes_secrets_and_inputs_through_env_only():
     text = SYNC.read_text()
     workflow = _load(SYNC)
-    env: dict[str, str] = {}
-    for step in _steps(workflow):
-        run = step.get("run", "")
+    uses = 0
+    for each in _steps(workflow):
+        run = each.get("run", "")
         assert "${{" not in run, f"expression expanded inside a script: {run!r}"
-        env.update(step.get("env", {}))
-    for name in SECRETS:
+        for name, value in each.get("env", {}).items():
+            if "secrets." in value:
+                assert value == f"${{{{ secrets.{name} }}}}", name  # each under its own name
+                assert name in SECRETS | {"GITHUB_TOKEN"}, name
+                uses += 1
+    env = step(workflow, "Sync")["env"]
+    for name in SECRETS | {"GITHUB_TOKEN"}:
         assert env[name] == f"${{{{ secrets.{name} }}}}"
-    for name in ("SYNC_SHOW_USER_IDS", "SYNC_SUMMARY_DETAILS"):
+    for name in ("SYNC_SHOW_USER_IDS", "SYNC_SUMMARY_DETAILS", "SYNC_NOTIFY"):
         assert env[name] == f"${{{{ vars.{name} }}}}"  # variables, not secrets: they aren't secret
     assert env["INPUT_USER"] == "${{ inputs.user }}"
     assert env["INPUT_DRY_RUN"] == "${{ inputs.dry_run }}"
+    assert env["REPO_PRIVATE"] == "${{ github.event.repository.private }}"
     # secrets appear nowhere but in those env entries
-    assert text.count("secrets.") == len(SECRETS)
+    assert text.count("secrets.") == uses
     assert "secrets: inherit" not in text and "toJSON(secrets)" not in text
 
 
 def test_sync_runs_the_job_with_the_dispatch_inputs():
-    run = next(s["run"] for s in _steps(_load(SYNC)) if "python -m sync" in s.get("run", ""))
+    run = sync_script()
     assert '--user "$user"' in run
     assert "--dry-run" in run and "INPUT_DRY_RUN" in run
     assert "--time-budget" in run
+
+
+def test_sync_step_execs_the_sync_so_it_hears_the_runners_signals():
+    """On a cancel the runner signals only the step's bash; a child of it would hear nothing
+    (tests/test_runner_cancel.py runs this script and cancels it the runner's way)."""
+    lines = [line.strip() for line in sync_script().strip().splitlines()]
+    assert lines[-1] == 'exec python -m sync "${args[@]}"'
+    assert not any("python -m sync" in line for line in lines[:-1])
+
+
+def test_reports_are_their_own_step_that_only_warns():
+    workflow = _load(SYNC)
+    names = [s.get("name") for s in _steps(workflow)]
+    assert names.index("Sync") < names.index("Listening reports") < names.index(
+        "Upload listening reports")  # fmt: skip
+    report = step(workflow, "Listening reports")
+    condition = report["if"].replace(" ", "")
+    assert condition.startswith("${{!cancelled()&&vars.SYNC_REPORT=='true'"), condition
+    assert "github.event.repository.private" in condition and "!inputs.dry_run" in condition
+    assert "python -m sync report" in report["run"]
+    assert "::warning::" in report["run"] and "exit 1" not in report["run"]
+    assert report["continue-on-error"] is True and int(report["timeout-minutes"]) <= 10
+    assert "SYNC_REPORT" not in step(workflow, "Sync")["env"]  # the sync's step: only the sync
+
+
+def test_sign_in_reads_the_pasted_address_from_the_event_not_env():
+    workflow = _load(SYNC)
+    sign_in = workflow["on"]["workflow_dispatch"]["inputs"]["sign_in"]
+    assert sign_in["type"] == "string" and sign_in["default"] == ""
+    assert "127.0.0.1:8888/callback?code=" in sign_in["description"]
+    names = [s.get("name") for s in _steps(workflow)]
+    assert names.index("Sign in") < names.index("Sync")
+    login = step(workflow, "Sign in")
+    assert login["if"].replace(" ", "") == "${{inputs.sign_in!=''}}"
+    # the runner prints a step's env in the log: the code must not pass through it
+    assert not any("sign_in" in value for value in login["env"].values())
+    assert login["run"].strip() == (
+        "jq -r '.inputs.sign_in // empty' \"$GITHUB_EVENT_PATH\" "
+        "| python -m sync login --redirect-url -"
+    )
+    for name in SECRETS:
+        assert login["env"][name] == f"${{{{ secrets.{name} }}}}"
+    for name in ("SYNC_SHOW_USER_IDS", "REPO_PRIVATE"):
+        assert login["env"][name] == step(workflow, "Sync")["env"][name]
+    # no other step sees the input at all
+    for each in _steps(workflow):
+        if each is not login:
+            assert "sign_in" not in json.dumps(each), each.get("name")
 
 
 def test_tests_workflow_lints_and_tests_against_postgres_service():
