@@ -88,7 +88,19 @@ def check_settings(env: Mapping[str, str]) -> tuple[list[Check], Settings | None
     ):
         if value != default:
             checks.append(Check(OK, name, f"{value} (instead of Spotify's {default})"))
+    checks.append(_check_notify(settings))
     return checks, settings
+
+
+def _check_notify(settings: Settings) -> Check:
+    """Which way the owner's inbox (GitHub issues for problems, sync.notify) is set."""
+    name = "SYNC_NOTIFY"
+    if not settings.notify:
+        return Check(OK, name, "off: problems that need you go to run summaries only")
+    if settings.github_token and settings.repository:
+        return Check(OK, name, f"on: problems that need you open issues in {settings.repository}")
+    return Check(OK, name, "on, but not here: issues are opened only by the GitHub workflow "
+                 "(it has GITHUB_TOKEN)")  # fmt: skip
 
 
 def _check_database_url(settings: Settings) -> Check:

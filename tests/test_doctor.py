@@ -76,8 +76,25 @@ def test_well_formed_settings_are_all_ok():
         (OK, "SPOTIFY_CLIENT_ID"),
         (OK, "SPOTIFY_CLIENT_SECRET"),
         (OK, "SPOTIFY_REDIRECT_URI"),
+        (OK, "SYNC_NOTIFY"),
     ]
     assert checks[0].detail == "set (db.example.org:5432/postgres)"  # no password
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ({}, "on, but not here"),
+        (
+            {"GITHUB_TOKEN": "ghs_x123456", "GITHUB_REPOSITORY": "me/history"},
+            "issues in me/history",
+        ),
+        ({"SYNC_NOTIFY": "off", "GITHUB_TOKEN": "ghs_x123456"}, "off:"),
+    ],
+)
+def test_doctor_says_which_way_the_owner_s_inbox_is_set(extra, words):
+    checks, _ = check_settings({**env_for("postgresql://u:pw@db.example.org/postgres"), **extra})
+    assert words in by_name(checks, "SYNC_NOTIFY")[0].detail
 
 
 def test_missing_spotify_credentials_fail_with_where_to_find_them():
@@ -126,6 +143,7 @@ def test_embedded_database_and_odd_values_warn_only():
         "SPOTIFY_CLIENT_ID": WARN,  # truncated copy
         "SPOTIFY_CLIENT_SECRET": OK,  # surrounding quotes are dropped, as every command does
         "SPOTIFY_REDIRECT_URI": WARN,  # localhost: only login cares
+        "SYNC_NOTIFY": OK,  # on; issues come from the workflow
     }
 
 
@@ -145,6 +163,7 @@ def test_healthy_setup_is_all_ok_and_exits_0(db_url, conn, standin):
         "SPOTIFY_REDIRECT_URI",
         "SPOTIFY_API_URL",
         "SPOTIFY_ACCOUNTS_URL",
+        "SYNC_NOTIFY",
         "database",
         "migrations",
         "row level security",
