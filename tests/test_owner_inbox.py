@@ -288,3 +288,22 @@ def test_a_lapsed_premium_stops_the_run_with_one_line_and_one_issue(
     assert [i.title for i in github.state.issues.values()] == [
         "Spotify stopped the app: its owner's Premium lapsed"
     ]
+
+
+def test_the_sign_in_issue_holds_a_link_that_names_its_user(github, db_url, conn):
+    from urllib.parse import parse_qs, urlparse
+
+    from sync.signin_link import check_state
+
+    settings = _settings(github, db_url)
+    key = add_user(conn, "alice", status="needs_reauth")
+    _notify(conn, settings, None, START)
+    body = github.state.issues[1].body
+    url = body.split("[sign in with Spotify](", 1)[1].split(")", 1)[0]
+    query = parse_qs(urlparse(url).query)
+    assert query["client_id"] == ["client-id-123456"]
+    assert query["redirect_uri"] == ["http://127.0.0.1:8888/callback"]
+    assert check_state(settings, query["state"][0], START) == key
+    assert "client-secret-123456" not in body
+    # The link text stays put for days: an hourly run does not rewrite the issue.
+    assert _notify(conn, settings, None, START + timedelta(hours=5)).updated == []
