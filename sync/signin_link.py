@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, urlparse
 from sync.config import Settings
 from sync.errors import UserError
 from sync.spotify.client import SpotifyClient
-from sync.spotify.oauth import SCOPES, authorize_url, parse_redirect_uri
+from sync.spotify.oauth import SCOPES, LoginFailed, authorize_url, parse_redirect_uri
 from sync.statuses import UserStatus
 from sync.store import users as user_store
 
@@ -241,6 +241,30 @@ def _check_subject_row(conn, key: int, lock: bool) -> tuple[str, str]:
     return row[0], row[1]
 
 
+def _lock_account(conn, user_id: str, now: datetime) -> None:
+    """In the caller's transaction: serialize sign-ins of this account; refuse an older one.
+
+    A transaction-level advisory lock (it works through transaction poolers) serializes
+    two overlapping sign-ins of the same account, new rows included, and the row lock
+    keeps everything else out until the commit. A sign-in authorized before the stored
+    active one is refused, so a slower overlapping sign-in never puts back an older
+    refresh token. Runs need no more: their token writes are compare-and-set on the
+    refresh token they used (sync.job.tokens, users.save_tokens / mark_needs_reauth),
+    so once this commits they can no longer write an older token or status.
+    """
+    conn.execute(
+        "select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"sync-login:{user_id}",)
+    )
+    row = conn.execute(
+        "select status, authorized_at from user_tokens where user_id = %s for update", (user_id,)
+    ).fetchone()
+    if row is not None and row[0] == UserStatus.ACTIVE and row[1] is not None and row[1] > now:
+        raise LoginFailed(
+            f"a newer sign-in of this account was stored meanwhile (at {row[1]:%Y-%m-%d %H:%M} "
+            "UTC, an overlapping sign-in): kept that one, nothing changed"
+        )
+
+
 def redeem(
     settings: Settings,
     text: str,
@@ -291,6 +315,7 @@ def redeem(
             )
         scope = answer.scope or " ".join(SCOPES)
         with conn.transaction():
+            _lock_account(conn, user_id, now)
             if subject is not None:  # under the row lock: still the same user, still there
                 locked_user, _ = _check_subject_row(conn, subject, lock=True)
                 if locked_user != user_id:

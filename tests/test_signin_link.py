@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -17,7 +18,9 @@ from sync.cli import main
 from sync.config import load_settings
 from sync.errors import UserError
 from sync.job.tokens import refresh_token_expires_at
+from sync.signin import LoginIO
 from sync.signin_link import LinkRefused, check_state, link_expiry, sign_in_link
+from sync.store import users as user_store
 from tests.conftest import add_user
 from tests.standin import Standin
 
@@ -227,7 +230,7 @@ def test_link_then_redirect_url_signs_the_user_in_again(cli, conn, standin):
     assert row[:3] == ("standin-refresh-alice-login", "active", None)
     assert datetime.now(UTC) - row[3] < timedelta(minutes=5)  # the 6-month clock restarts
     assert len(out.strip().splitlines()) == 1
-    assert "Signed in alice again (was needs_reauth, active again)" in out
+    assert f"Signed in user-{key} again (was needs_reauth, active again)" in out
     assert f"Spotify ends this sign-in on {refresh_token_expires_at(row[3]):%Y-%m-%d}." in out
     assert_quiet(standin, out, err, code=code)
 
@@ -284,7 +287,7 @@ def test_new_link_adds_a_new_person(cli, conn, standin):
     assert status == 0, err
     row = conn.execute("select id, status from user_tokens where user_id = 'bob'").fetchone()
     assert row[1] == "active"
-    assert "Signed in bob: added as a new user" in out
+    assert f"Signed in user-{row[0]}: added as a new user" in out
 
 
 def test_new_link_for_a_stored_account_refreshes_it(cli, conn, standin):
@@ -412,3 +415,52 @@ def test_a_link_whose_user_was_removed_meanwhile_is_refused(cli, conn, standin):
 def test_link_and_redirect_url_exclude_each_other(cli):
     status, _, err = cli("login", "--link", "new", "--redirect-url", "x")
     assert status == 2 and "not allowed with" in err
+
+
+def test_a_link_redeemed_after_its_expiry_is_refused(cli, conn, standin, monkeypatch):
+    from sync.commands import login as login_command
+
+    key = needs_reauth_alice(conn)
+    status, out, _ = cli("login", "--link", f"user-{key}")
+    expires = re.search(r"valid until (\d{4}-\d{2}-\d{2} \d{2}:\d{2}) UTC", out)[1]
+    landed = land(link_from(out))
+    before = rows(conn)
+    later = datetime.strptime(expires, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    monkeypatch.setattr(login_command, "LoginIO", functools.partial(LoginIO, now=lambda: later))
+    status, _, err = cli("login", "--redirect-url", landed)
+    assert status == 2 and f"expired on {expires}" in err
+    assert rows(conn) == before
+    assert ("POST", "/api/token") not in standin.state.requests
+
+
+def test_an_overlapping_runs_older_token_cannot_overwrite_the_sign_in(cli, conn, standin):
+    key = needs_reauth_alice(conn)
+    conn.execute("update user_tokens set status = 'active', status_reason = null")
+    landed = land(link_from(cli("login", "--link", f"user-{key}")[1]))
+    assert cli("login", "--redirect-url", landed)[0] == 0
+    signed_in = rows(conn)
+    # A run that began with the old token finishes its refresh (or its refusal) now.
+    now = datetime.now(UTC)
+    with conn.transaction():
+        assert not user_store.save_tokens(
+            conn, key, "refresh-old-0001", "access-late-0001", now, "refresh-late-0001", None
+        )
+        assert not user_store.mark_needs_reauth(conn, key, "refresh-old-0001", "revoked")
+    assert rows(conn) == signed_in
+
+
+def test_an_older_overlapping_sign_in_does_not_replace_a_newer_one(cli, conn, standin):
+    key = needs_reauth_alice(conn)
+    link = link_from(cli("login", "--link", f"user-{key}")[1])
+    first = land(link)  # this run exchanges slowly; another sign-in overtakes it
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    with conn.transaction():  # the second finished first, authorized later
+        conn.execute(
+            "update user_tokens set status = 'active', refresh_token = 'refresh-newer-0002', "
+            "authorized_at = %s where id = %s",
+            (later, key),
+        )
+    newer = rows(conn)
+    status, _, err = cli("login", "--redirect-url", first)
+    assert status == 1 and "a newer sign-in of this account was stored meanwhile" in err
+    assert rows(conn) == newer

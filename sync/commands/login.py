@@ -18,7 +18,9 @@ def _database_label(settings: Settings) -> str:
         return f"the embedded database in {settings.data_dir}/"
     try:
         parsed = urlparse(settings.database_url)
-        return f"the database at {parsed.hostname}"
+        if parsed.hostname:
+            return f"the database at {parsed.hostname}"
+        return "the DATABASE_URL database"
     except ValueError:
         return "the DATABASE_URL database"
 
@@ -57,8 +59,8 @@ def cmd_login(args: argparse.Namespace, settings: Settings, io: LoginIO | None =
 
 
 def _show_ids(settings: Settings) -> bool:
-    """Spotify ids in output locally; in Actions (public logs) only with SYNC_SHOW_USER_IDS."""
-    return settings.show_user_ids or not settings.in_github_actions
+    """Spotify ids in output only with SYNC_SHOW_USER_IDS (run logs may be public)."""
+    return settings.show_user_ids
 
 
 def cmd_link(who: str, settings: Settings, io: LoginIO) -> int:
