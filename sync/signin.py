@@ -21,6 +21,7 @@ from sync import db
 from sync.config import Settings
 from sync.errors import ConfigError, UserError
 from sync.spotify.client import (
+    AppOwnerNotPremium,
     Forbidden,
     InvalidClient,
     InvalidGrant,
@@ -105,6 +106,12 @@ def _exchange(client: SpotifyClient, code: str, redirect_uri: str) -> TokenRespo
 def _profile_id(client: SpotifyClient, access_token: str) -> str:
     try:
         profile = client.me(access_token)
+    except AppOwnerNotPremium:  # the whole app is refused, not this account
+        raise LoginFailed(
+            "Spotify refuses the app: its owner's Premium subscription has lapsed (a "
+            "development-mode app needs its owner to have Premium); renew Premium on the app "
+            "owner's account, then sign in again (nothing stored)"
+        ) from None
     except Forbidden:
         raise LoginFailed(
             "Spotify refused to show this account (403): a development-mode app only serves "

@@ -49,6 +49,13 @@ LEASE = timedelta(minutes=15)  # how long a claim on a user lasts if its run die
 LOCKED_WARNING_AFTER = timedelta(hours=3)  # a user held by another run this long: a warning
 LOCK_TIMEOUT = "15s"  # longest wait for a table or row lock (an import, maintenance)
 STATEMENT_TIMEOUT = "5min"  # longest any one statement of the job may run
+# Why the run stopped when Spotify refused the whole app: the reason users not started
+# are skipped with (and how a skip is traced back to the app's problem).
+APP_STOP_REASONS = {
+    AppProblem.INVALID_CLIENT: "Spotify refused the app's credentials",
+    AppProblem.PREMIUM_LAPSED: "Spotify stopped the app: its owner's Premium lapsed",
+}
+APP_STOPPED = {reason: problem for problem, reason in APP_STOP_REASONS.items()}
 
 
 @dataclass
@@ -244,6 +251,14 @@ def run_sync(
     holder = run_id if run_id is not None else -secrets.randbelow(2**62) - 1
     app_problems: list[AppProblem] = []  # app-wide refusals met, first first
 
+    def refuse_app(res: UserResult, problem: AppProblem, error_class: str, error: str) -> None:
+        """Spotify refused the whole app: stop the run (users not started are skipped with
+        the reason) and fail the user that met it; reports say the fix once, for the run."""
+        app_problems.append(problem)  # before stop(): whoever sees the stop sees the problem
+        control.stop(APP_STOP_REASONS[problem])
+        res.status, res.error_class, res.error = Outcome.FAILED, error_class, error
+        res.app_problem = problem
+
     def attempt(user: Candidate) -> UserResult:
         res = UserResult(user.key, user.user_id, started_at=ctx.now())
         pending: tokens.PendingTokens | None = None
@@ -271,21 +286,20 @@ def run_sync(
                 )
             except Stopped as exc:
                 res.status, res.error = Outcome.SKIPPED, exc.reason
+                res.app_problem = APP_STOPPED.get(exc.reason)  # not started: the app is refused
             except RateLimited as exc:  # per app: the client stopped the run for everyone
                 res.status, res.error = Outcome.SKIPPED, str(exc)
             except InvalidClient as exc:  # the app's credentials are wrong for everyone
-                app_problems.append(AppProblem.INVALID_CLIENT)
-                control.stop("Spotify refused the app's credentials")
-                res.status, res.error_class = Outcome.FAILED, "InvalidClient"
-                res.error = f"{exc}: check SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET"
-            except AppOwnerNotPremium as exc:  # the whole app is stopped, not this user
-                app_problems.append(AppProblem.PREMIUM_LAPSED)
-                control.stop("Spotify stopped the app: its owner's Premium lapsed")
-                res.status, res.error_class, res.error = (
-                    Outcome.FAILED,
-                    "AppOwnerNotPremium",
-                    str(exc),
+                refuse_app(
+                    res,
+                    AppProblem.INVALID_CLIENT,
+                    "InvalidClient",
+                    f"Spotify refuses the app's credentials ({exc}): check SPOTIFY_CLIENT_ID "
+                    "and SPOTIFY_CLIENT_SECRET against the app in Spotify's developer "
+                    "dashboard, then the next run continues",
                 )
+            except AppOwnerNotPremium as exc:  # the whole app is stopped, not this user
+                refuse_app(res, AppProblem.PREMIUM_LAPSED, "AppOwnerNotPremium", str(exc))
             except tokens.NeedsReauth as exc:
                 res.status, res.newly_needs_reauth = Outcome.NEEDS_REAUTH, True
                 res.error_class, res.error = _describe(exc)

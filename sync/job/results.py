@@ -32,6 +32,9 @@ class UserResult:
     warnings: list[Note] = field(default_factory=list)
     started_at: datetime | None = None
     duration_s: float = 0.0
+    # Spotify refused the whole app: this user met the refusal (failed) or was not started
+    # because of it (skipped). Reports then say the cause and fix once, for the run.
+    app_problem: AppProblem | None = None
 
     def warn(self, code: WarningCode, text: str) -> None:
         self.warnings.append(Note(code, text))
@@ -66,12 +69,13 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """130 after a signal; 1 when a user failed, newly needs re-auth or is stuck, or the
-        run was cut short (e.g. rate-limited); a time budget that ran out is routine: 0."""
+        """130 after a signal; 1 when a user failed, newly needs re-auth or is stuck, the run
+        was cut short (e.g. rate-limited) or Spotify refused the whole app; a time budget
+        that ran out is routine: 0."""
         if self.interrupted:
             return 130
         cut_short = self.stopped is not None and self.stopped != BUDGET_REACHED
-        if cut_short or any(u.alarming for u in self.users):
+        if cut_short or self.app_problem is not None or any(u.alarming for u in self.users):
             return 1
         return 0
 

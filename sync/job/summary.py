@@ -28,13 +28,27 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+# A user that met (or was not started because of) a refusal of the whole app: its own
+# line points at the run's one statement of the cause and fix instead of repeating it.
+APP_FAILED = "Spotify refused the whole app"
+APP_SKIPPED = "not synced: Spotify refused the whole app"
+
+
+def user_error(res: UserResult, where: str) -> str | None:
+    """The error shown on this user's line; `where` points at the app-wide cause and fix."""
+    if res.app_problem is None:
+        return res.error
+    return f"{APP_FAILED if res.status == Outcome.FAILED else APP_SKIPPED} ({where})"
+
+
 def user_line(res: UserResult, name: str) -> str:
     line = (
         f"{name}: {res.status}, {res.new_tracks} new of {res.fetched} fetched"
         f", {res.skipped_items} skipped items ({res.duration_s:.1f}s)"
     )
-    if res.error:
-        line += f": {res.error}"
+    error = user_error(res, "cause and fix at the end of the run")
+    if error:
+        line += f": {error}"
     return line
 
 
@@ -85,21 +99,28 @@ class Reporter:
         for run_id, started in result.killed_runs:
             self._write(f"run {run_id} (started {started:%Y-%m-%d %H:%M} UTC) never finished "
                         "and was closed as killed")  # fmt: skip
-        if result.stopped:
+        app = app_refusal(result)
+        if app:  # once: in GitHub Actions the one ::error annotation below says it
+            if not self.github_actions:
+                self._write(f"run stopped: {app}")
+        elif result.stopped:
             self._write(f"run stopped early: {result.stopped}")
         if self.github_actions:
             for line in annotations(result, self.name):
                 self._write(line)
 
 
-APP_WIDE = {"InvalidClient", "AppOwnerNotPremium"}  # error classes that concern the whole app
-
-
 def app_refusal(result: RunResult) -> str | None:
-    """The cause and fix of an app-wide refusal, said once for the run (not per user)."""
+    """The cause and fix of a refusal of the whole app, said once for the run (not per user):
+    the error of the first user that met it, or the run's stop reason."""
     if result.app_problem is None:
         return None
-    return next((u.error for u in result.users if u.error_class in APP_WIDE and u.error), None)
+    met = (
+        u.error
+        for u in result.users
+        if u.app_problem == result.app_problem and u.status == Outcome.FAILED and u.error
+    )
+    return next(met, None) or result.stopped or str(result.app_problem)
 
 
 def annotations(result: RunResult, name) -> list[str]:
@@ -109,8 +130,8 @@ def annotations(result: RunResult, name) -> list[str]:
         lines.append(f"::error title=Spotify app::{escape_data(app)}")
     for res in result.users:
         who = name(res)
-        if app and res.error_class in APP_WIDE:
-            continue
+        if app and res.app_problem is not None:
+            continue  # said once above
         if res.status == Outcome.FAILED:
             lines.append(f"::error title={escape_property(who)}::{escape_data(res.error or '')}")
         elif res.status in (Outcome.NEEDS_REAUTH, Outcome.REFUSED):
@@ -190,7 +211,7 @@ def summary_markdown(result: RunResult, name, run_url: str | None = None) -> str
             "|---|---|---:|---:|---:|---|",
         ]
         for u in result.users:
-            error = "stopped: see above" if app and u.error_class in APP_WIDE else u.error
+            error = user_error(u, "see above")
             notes = [n.text for n in u.warnings] + ([error] if error else [])
             out.append(
                 f"| {_cell(name(u))} | {STATUS_ICON.get(u.status, '')} {u.status} "
@@ -220,6 +241,7 @@ def json_report(result: RunResult, name) -> str:
             "run_id": result.run_id,
             "dry_run": result.dry_run,
             "stopped": result.stopped,
+            "app_problem": result.app_problem,
             "users_total": t["users_total"],
             "users_synced": t["users_synced"],
             "users_failed": t["users_failed"],

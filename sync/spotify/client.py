@@ -96,11 +96,13 @@ class AppOwnerNotPremium(SpotifyError):
     """403 for the whole app: a development-mode app's owner no longer has Premium."""
 
 
-PREMIUM_PHRASE = "premium subscription required for the owner"  # Spotify's 403 message
+# Spotify's 403 when a development-mode app's owner lost Premium: "Active premium
+# subscription required for the owner of the app" (matched case-insensitively, anywhere).
+PREMIUM_PHRASE = "premium subscription required for the owner"
 PREMIUM_ADVICE = (
     "Spotify refuses the app: its owner's Premium subscription has lapsed (a "
-    "development-mode app works only while the account that owns it has Premium); renew "
-    "Premium on the app owner's account, then the next run continues"
+    "development-mode app needs its owner to have Premium); renew Premium on the app "
+    "owner's account, then the next run continues"
 )
 
 
@@ -326,8 +328,8 @@ class SpotifyClient:
             return InvalidClient(text, status, code)
         if status == 401:
             return Unauthorized(text, status, code)
-        if status == 403 and PREMIUM_PHRASE in description.lower():
-            return AppOwnerNotPremium(PREMIUM_ADVICE, status, code)
+        if status == 403 and PREMIUM_PHRASE in f"{code or ''} {description}".lower():
+            return AppOwnerNotPremium(PREMIUM_ADVICE, status, code)  # the whole app, not a user
         if status == 403:
             return Forbidden(
                 "Spotify refused this user's data (403): a development-mode app only serves "
