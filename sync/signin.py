@@ -163,15 +163,7 @@ def login(
         now = io.now()
         scope = answer.scope or " ".join(SCOPES)
         with conn.transaction():
-            key, created, prev_status, prev_reason = user_store.store_login(
-                conn,
-                user_id,
-                answer.refresh_token or "",
-                answer.access_token,
-                now + timedelta(seconds=answer.expires_in),
-                scope,
-                now,
-            )
+            key, created, prev_status, prev_reason = store_answer(conn, user_id, answer, now)
     return LoginResult(
         key=key,
         user_id=user_id,
@@ -181,6 +173,19 @@ def login(
         scope=scope,
         authorized_at=now,
         embedded=settings.database_url is None,
+    )
+
+
+def store_answer(conn, user_id: str, answer: TokenResponse, now: datetime) -> tuple:
+    """Store a sign-in's tokens (in the caller's transaction): store_login's answer."""
+    return user_store.store_login(
+        conn,
+        user_id,
+        answer.refresh_token or "",
+        answer.access_token,
+        now + timedelta(seconds=answer.expires_in),
+        answer.scope or " ".join(SCOPES),
+        now,
     )
 
 

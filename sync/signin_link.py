@@ -29,9 +29,8 @@ from urllib.parse import parse_qs, urlparse
 from sync.config import Settings
 from sync.errors import UserError
 from sync.spotify.client import SpotifyClient
-from sync.spotify.oauth import SCOPES, LoginFailed, authorize_url, parse_redirect_uri
+from sync.spotify.oauth import LoginFailed, authorize_url, parse_redirect_uri
 from sync.statuses import UserStatus
-from sync.store import users as user_store
 
 VERSION = "v1"
 PERIOD = timedelta(days=15)
@@ -278,7 +277,7 @@ def redeem(
     a signed-in account other than the user the link names.
     """
     from sync import db
-    from sync.signin import CodeRefused, _exchange, _profile_id
+    from sync.signin import CodeRefused, _exchange, _profile_id, store_answer
 
     settings.require_spotify_credentials()
     code, redirect_uri, state = _exchange_redirect(_clean(text))
@@ -313,7 +312,6 @@ def redeem(
                 f"in: nothing stored; open the link again and sign in with user-{subject}'s "
                 "account (log out of Spotify in that browser first)"
             )
-        scope = answer.scope or " ".join(SCOPES)
         with conn.transaction():
             _lock_account(conn, user_id, now)
             if subject is not None:  # under the row lock: still the same user, still there
@@ -322,13 +320,5 @@ def redeem(
                     raise LinkRefused(
                         f"user-{subject} changed while signing in: nothing stored; try again"
                     )
-            key, created, previous_status, _ = user_store.store_login(
-                conn,
-                user_id,
-                answer.refresh_token or "",
-                answer.access_token,
-                now + timedelta(seconds=answer.expires_in),
-                scope,
-                now,
-            )
+            key, created, previous_status, _ = store_answer(conn, user_id, answer, now)
     return Redeemed(key, user_id, created, previous_status, now)
