@@ -12,17 +12,17 @@ from sync.errors import UserError
 log = logging.getLogger(__name__)
 
 
-def _embedded_only(settings: Settings, action: str) -> None:
+def _embedded_only(settings: Settings) -> None:
     if settings.database_url:
         raise UserError(
-            f"DATABASE_URL is set, so commands use that database, not the embedded one: "
-            f"nothing to {action} (its connection string is your DATABASE_URL; not printed here)"
+            "DATABASE_URL is set, so commands use that database, not the embedded one: "
+            "nothing to show (its connection string is your DATABASE_URL; not printed here)"
         )
 
 
 def cmd_db_url(args: argparse.Namespace, settings: Settings) -> int:
     """Start the embedded server, keep it running after this command, print its URL."""
-    _embedded_only(settings, "show")
+    _embedded_only(settings)
     (settings.data_dir / datadir.KEEP_RUNNING).parent.mkdir(parents=True, exist_ok=True)
     datadir.refuse_if_committable(settings.data_dir)
     (settings.data_dir / datadir.KEEP_RUNNING).touch()
@@ -34,9 +34,13 @@ def cmd_db_url(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db_stop(args: argparse.Namespace, settings: Settings) -> int:
-    _embedded_only(settings, "stop")
+    """Stop the embedded server; with DATABASE_URL set there is nothing to stop but one that
+    `db url` kept up before, and DATABASE_URL's own server is never touched."""
     if db.stop_embedded(settings.data_dir):
         print(f"stopped the embedded Postgres in {settings.data_dir}")
+    elif settings.database_url:
+        print("nothing to stop: DATABASE_URL is set, so commands use that database, and no "
+              f"embedded Postgres is running in {settings.data_dir}")  # fmt: skip
     else:
         print(f"the embedded Postgres in {settings.data_dir} was not running")
     return 0
