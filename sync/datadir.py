@@ -118,7 +118,7 @@ def private_root() -> Path:
     write to it (a link there decides which data directory the server opens)."""
     bases = (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir(), "/tmp")
     base = next(Path(b) for b in bases if b and plain(Path(b)) and Path(b).is_dir())
-    root = base / f"spotify-history-sync-{os.geteuid()}"
+    root = base / f"spotify-sync-{os.geteuid()}"  # short: the socket lives under it
     with contextlib.suppress(FileExistsError):  # checked below, whoever made it
         root.mkdir(mode=0o700)
     info = os.lstat(root)
@@ -132,7 +132,7 @@ def private_root() -> Path:
 
 
 def _digest(path: Path) -> str:
-    return hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    return hashlib.sha256(str(path).encode()).hexdigest()[:12]
 
 
 def _link(link: Path, target: Path) -> Path:

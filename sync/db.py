@@ -177,14 +177,16 @@ def _no_answer(url: str, deadline: float) -> str:
     )
 
 
-def connect(url: str, *, deadline: float = CONNECT_DEADLINE,
-            patience: float = CONNECT_PATIENCE) -> psycopg.Connection:  # fmt: skip
+def connect(url: str, *, deadline: float | None = None,
+            patience: float | None = None) -> psycopg.Connection:  # fmt: skip
     """Open a connection; a bad URL or unreachable server is the owner's to fix.
 
     A host that accepts and never answers (a firewall, a wrong address) would keep psycopg
     waiting per address it resolves to; the deadline covers them all, and after `patience`
     seconds the host being tried is named, so the wait is not silent.
     """
+    deadline = CONNECT_DEADLINE if deadline is None else deadline
+    patience = CONNECT_PATIENCE if patience is None else patience
     done = threading.Event()
     lock = threading.Lock()
     outcome: dict[str, object] = {}
