@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 
 import psycopg
 
-from sync.listening import TRACK_ARTISTS, Heading, hour_weekday, load_heading
+from sync.listening import TRACK_ARTISTS, Heading, Period, hour_weekday, load_heading
 from sync.store.users import UserRef
 from sync.text import plural
 
@@ -31,6 +31,14 @@ class Stats(Heading):
     top_tracks: list[tuple[str, str, int, int]] = field(default_factory=list)  # +artists
     days: list[tuple[date, int, int]] = field(default_factory=list)  # day, plays, ms
     heatmap: dict[tuple[int, int], int] = field(default_factory=dict)  # (weekday, hour) -> plays
+    newest_day: date | None = None  # the local day of the newest play (read for empty periods)
+
+
+def newest_day(conn: psycopg.Connection, user_key: int) -> date | None:
+    """The local day of the user's newest play, None when there is none."""
+    return conn.execute(
+        "select max(day) from listening_days where user_id = %s", (user_key,)
+    ).fetchone()[0]
 
 
 def load_stats(
@@ -43,6 +51,9 @@ def load_stats(
     """Everything `stats` prints, read from the analytics tables (a handful of small queries)."""
     s = Stats(**vars(load_heading(conn, user, period_key, label, now)))
     k, period, today = user.key, s.period, s.today
+    if not s.plays:  # one line says so; nothing else to read
+        s.newest_day = newest_day(conn, k)
+        return s
     s.top_artists = conn.execute(
         """select a.name, t.plays, t.listening_ms
              from listening_top(%s, 2::smallint, %s, %s, %s) t
@@ -77,6 +88,42 @@ def duration(ms: int) -> str:
     minutes = int(ms) // 60_000
     hours, minutes = divmod(minutes, 60)
     return f"{hours:,} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+def listening_time(ms: int) -> str:
+    """A total listening time: like duration(), but a few seconds are not "0 min"."""
+    return "under 1 min" if 0 < ms < 60_000 else duration(ms)
+
+
+def estimated_note(estimated_ms: int, listening_ms: int) -> str:
+    """How much of a listening time is estimated (Web API plays carry no listening time;
+    imported plays are exact); a mix never reads as 0% or 100%."""
+    if estimated_ms <= 0:
+        return "all exact"
+    if estimated_ms >= listening_ms:
+        return "all estimated"
+    share = 100 * estimated_ms / listening_ms
+    if share < 1:
+        return "under 1% estimated"
+    if share > 99:
+        return "over 99% estimated"
+    return f"{round(share)}% estimated"
+
+
+def no_plays_text(period: Period, label: str, newest: date | None) -> str:
+    """What an empty period says, in `stats` and the report: where the plays are instead,
+    or, with none at all, how to get some."""
+    if newest is None:
+        return (
+            f"No plays yet for {label}: python -m sync run stores them from the day "
+            f"{label} signed in (python -m sync login), and python -m sync import loads "
+            "the whole history from Spotify's data export."
+        )
+    other = "" if period.key == str(newest.year) else f" or --period {newest.year}"
+    return (
+        f"No plays between {period.first_day:%Y-%m-%d} and {period.last_day:%Y-%m-%d}. "
+        f"The newest play is from {newest:%Y-%m-%d}: try --period all{other}."
+    )
 
 
 def fit(text: str, width: int) -> str:
@@ -119,19 +166,18 @@ def render_stats(s: Stats) -> str:
     head = p.label if p.key.isdigit() else f"{p.label}, {span}"
     out = [f"Listening of {s.user_label} · {head} ({s.time_zone})", ""]
     if s.plays == 0:
-        out.append("  No plays in this period.")
-    else:
-        total_days = (p.last_day - p.first_day).days + 1
-        estimated = ""
-        if s.estimated_ms:
-            share = round(100 * s.estimated_ms / s.listening_ms) if s.listening_ms else 0
-            estimated = f"  ({share}% estimated: API plays carry no listening time)"
-        out += [
-            f"  Plays           {s.plays:,} on {s.days_listened:,} of {plural(total_days, 'day')}",
-            f"  Listening time  {duration(s.listening_ms)}{estimated}",
-            f"  Distinct        {s.distinct_tracks:,} tracks · {s.distinct_artists:,} artists"
-            f" · {s.distinct_albums:,} albums",
-        ]
+        return "\n".join([*out, "  " + no_plays_text(p, s.user_label, s.newest_day)]) + "\n"
+    total_days = (p.last_day - p.first_day).days + 1
+    estimated = ""
+    if s.estimated_ms:
+        note = estimated_note(s.estimated_ms, s.listening_ms)
+        estimated = f"  ({note}: API plays carry no listening time)"
+    out += [
+        f"  Plays           {s.plays:,} on {s.days_listened:,} of {plural(total_days, 'day')}",
+        f"  Listening time  {listening_time(s.listening_ms)}{estimated}",
+        f"  Distinct        {s.distinct_tracks:,} tracks · {s.distinct_artists:,} artists"
+        f" · {s.distinct_albums:,} albums",
+    ]
     longest = f"longest {plural(s.longest_streak, 'day')}"
     if s.longest_start and s.longest_end:
         longest += f" ({s.longest_start:%Y-%m-%d} – {s.longest_end:%Y-%m-%d})"

@@ -45,7 +45,7 @@ def test_four_weeks_totals_top_lists_chart_and_heatmap(conn, alice):
     lines = out.splitlines()
     assert lines[0] == "Listening of user-1 · last 4 weeks, 2026-11-01 – 2026-11-28 (Europe/Berlin)"
     assert "  Plays           5 on 3 of 28 days" in lines
-    assert any(line.startswith("  Listening time  15 min  (100% estimated") for line in lines)
+    assert any(line.startswith("  Listening time  15 min  (all estimated") for line in lines)
     assert "Song 1 — Alpha" in out and "   1  Alpha" in out
     chart = [line for line in lines if re.match(r"  \w{3} \d\d-\d\d  ", line)]
     assert len(chart) == 30
@@ -70,7 +70,7 @@ def test_year_and_all_time_periods(conn, alice):
     assert everything.plays == 6 and everything.period.first_day == date(2025, 6, 1)
     assert everything.heatmap[(6, 10)] == 3  # Saturday 10:00, from the all-time table
     empty = stats.render_stats(stats.load_stats(conn, alice, "1999", "user-1", NOW))
-    assert "No plays in this period." in empty
+    assert "No plays between 1999-01-01 and 1999-12-31." in empty
 
 
 @pytest.mark.parametrize(
@@ -152,3 +152,41 @@ def test_streaks_count_like_listening_streak():
     assert listening.streaks(days, d + timedelta(4)) == (1, 2, d, d + timedelta(1))
     assert listening.streaks(days, d + timedelta(5)) == (0, 2, d, d + timedelta(1))
     assert listening.streaks([], d) == (0, 0, None, None)
+
+
+def test_an_empty_period_is_one_line_naming_the_newest_play_and_periods(conn, alice):
+    out = stats.render_stats(stats.load_stats(conn, alice, "1999", "user-1", NOW))
+    lines = out.splitlines()
+    assert lines[0].startswith("Listening of user-1 · 1999")
+    body = [line for line in lines[1:] if line.strip()]
+    assert body == [
+        "  No plays between 1999-01-01 and 1999-12-31. The newest play is from 2026-11-28: "
+        "try --period all or --period 2026."
+    ]
+    quiet = datetime(2027, 1, 20, 12, 0, tzinfo=UTC)  # 7 weeks after the newest play
+    body = stats.render_stats(stats.load_stats(conn, alice, "4w", "user-1", quiet))
+    assert [line for line in body.splitlines()[1:] if line.strip()] == [
+        "  No plays between 2026-12-24 and 2027-01-20. The newest play is from 2026-11-28: "
+        "try --period all or --period 2026."
+    ]
+
+
+def test_no_plays_at_all_says_how_to_get_some(conn):
+    add_user(conn, "nobody", "refresh-nobody-0001")
+    user = user_store.resolve_user(conn, "nobody")
+    out = stats.render_stats(stats.load_stats(conn, user, "all", "user-1", NOW))
+    body = [line for line in out.splitlines()[1:] if line.strip()]
+    assert len(body) == 1 and body[0].startswith("  No plays yet for user-1:")
+    assert "python -m sync run" in body[0] and "python -m sync import" in body[0]
+    assert "--period" not in body[0]
+
+
+def test_listening_time_share_never_says_0_or_100_percent_for_a_mix():
+    assert stats.estimated_note(0, 0) == "all exact"
+    assert stats.estimated_note(0, 600_000) == "all exact"
+    assert stats.estimated_note(600_000, 600_000) == "all estimated"
+    assert stats.estimated_note(1, 600_000) == "under 1% estimated"
+    assert stats.estimated_note(599_999, 600_000) == "over 99% estimated"
+    assert stats.estimated_note(300_000, 600_000) == "50% estimated"
+    assert stats.listening_time(0) == "0 min" and stats.listening_time(59_000) == "under 1 min"
+    assert stats.listening_time(7 * 60_000) == "7 min"

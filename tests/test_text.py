@@ -17,7 +17,7 @@ def test_stats_streak_of_one_day_is_singular():
 
     week = listening.Period("7d", "last 7 days", date(2025, 12, 26), date(2026, 1, 1))
     s = stats.Stats(user_label="user-1", time_zone="UTC", today=date(2026, 1, 1), period=week)
-    s.current_streak = s.longest_streak = 1
+    s.plays = s.days_listened = s.current_streak = s.longest_streak = 1
     out = stats.render_stats(s)
     assert "current 1 day ·" in out and "longest 1 day" in out
     assert "1 days" not in out
