@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sys
 import webbrowser
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -31,8 +34,32 @@ def default_name(label: str, period_key: str) -> str:
     return f"report-{safe}-{period_key}.html"
 
 
-def cmd_report(args: argparse.Namespace, settings: Settings, now: datetime | None = None) -> int:
-    """Write the report(s), print each path; --open shows the single report in a browser."""
+def open_in_browser(url: str, browser_open: Callable[[str], bool] | None = None) -> bool:
+    """Show the page with `browser_open` (webbrowser.open by default); False when no browser
+    opens. On Linux without a display webbrowser is not tried: it would fall back to a
+    console browser taking over the terminal."""
+    if browser_open is None:
+        if sys.platform not in ("darwin", "win32") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        ):
+            return False
+        browser_open = webbrowser.open
+    try:
+        return bool(browser_open(url))
+    except (webbrowser.Error, OSError) as exc:
+        log.debug("opening %s failed: %s", url, exc)
+        return False
+
+
+def cmd_report(
+    args: argparse.Namespace,
+    settings: Settings,
+    now: datetime | None = None,
+    *,
+    opener: Callable[[str], bool] | None = None,
+) -> int:
+    """Write the report(s), print each path; --open shows the single report in a browser
+    (`opener` stands in for webbrowser.open), or says to open the file's URL by hand."""
     period_key = parse_period(args.period)
     if args.all and (args.user or args.out):
         raise UserError("--all writes one file per user into --out-dir: drop --user and --out")
@@ -53,10 +80,13 @@ def cmd_report(args: argparse.Namespace, settings: Settings, now: datetime | Non
                 Path(args.out) if args.out else Path(args.out_dir) / default_name(label, period_key)
             )
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(page, encoding="utf-8")
-            log.info("report for %s written: %d bytes", label, len(page))
+            encoded = page.encode("utf-8")
+            path.write_bytes(encoded)
+            log.info("report for %s written: %d bytes", label, len(encoded))
             print(path)
             written.append(path)
     if args.open and written:
-        webbrowser.open(written[0].resolve().as_uri())
+        url = written[0].resolve().as_uri()
+        if not open_in_browser(url, opener):
+            print(f"no browser could be opened here: open {url} by hand")
     return 0
