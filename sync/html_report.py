@@ -13,7 +13,7 @@ import logging
 from sync import html_charts
 from sync.html_charts import esc, plays_text
 from sync.report_data import IMAGE_PREFIX, TOP_SHOWN, Entry, ReportData
-from sync.stats import duration
+from sync.stats import duration, estimated_note, listening_time, no_plays_text
 from sync.text import plural
 
 log = logging.getLogger(__name__)
@@ -105,8 +105,12 @@ def figure(key: str, label: str, value: int, shown: str, note: str = "") -> str:
     )
 
 
+def hours_shown(ms: int) -> str:
+    """Hours with a decimal from one hour up; minutes below (never "0.0 h")."""
+    return f"{ms / 3_600_000:,.1f} h" if ms >= 3_600_000 else listening_time(ms)
+
+
 def headline(r: ReportData) -> str:
-    share = round(100 * r.estimated_ms / r.listening_ms) if r.listening_ms else 0
     longest = ""
     if r.longest_start and r.longest_end:
         longest = f"{r.longest_start:%Y-%m-%d} – {r.longest_end:%Y-%m-%d}"
@@ -115,8 +119,8 @@ def headline(r: ReportData) -> str:
         current = f"at the end of {r.period.key}"
     figs = [
         figure("plays", "Plays", r.plays, f"{r.plays:,}"),
-        figure("listening_ms", "Hours", r.listening_ms, f"{r.listening_ms / 3_600_000:,.1f}",
-               f"{share}% estimated" if r.estimated_ms else "all exact"),
+        figure("listening_ms", "Listening time", r.listening_ms, hours_shown(r.listening_ms),
+               estimated_note(r.estimated_ms, r.listening_ms)),
         figure("days_listened", "Days listened", r.days_listened, f"{r.days_listened:,}",
                f"of {r.period.days:,}"),
         figure("distinct_tracks", "Tracks", r.distinct_tracks, f"{r.distinct_tracks:,}"),
@@ -238,19 +242,24 @@ def render_report(r: ReportData) -> str:
         if r.images
         else ""
     )
-    empty = "" if r.plays else "<p><strong>No plays in this period.</strong></p>"
-    parts = [
+    head = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta http-equiv="Content-Security-Policy" '
         f'content="{esc(content_security_policy(r.images))}">',
         '<meta name="referrer" content="no-referrer">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>{HATCH}<main>",
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
+        f"{HATCH if r.plays else ''}<main>",
         f"<header><h1>Listening report</h1><p><bdi>{esc(r.user_label)}</bdi> · "
         f"{esc(p.label)} ({esc(span)}) · time zone {esc(r.time_zone)}</p>"
-        f"<p>Generated {r.generated_at:%Y-%m-%d %H:%M} UTC.{esc(before)}{esc(images)}</p>"
-        f"{empty}</header>",
+        f"<p>Generated {r.generated_at:%Y-%m-%d %H:%M} UTC."
+        f"{esc(before) if r.plays else ''}{esc(images)}</p></header>",
+    ]
+    if not r.plays:
+        return "\n".join([*head, empty_state(r), footer(r), "</main></body></html>"]) + "\n"
+    parts = [
+        *head,
         headline(r),
         '<section id="over-time"><h2>Listening over time</h2>'
         f"{html_charts.over_time(r.days, p.first_day, p.last_day)}</section>",
@@ -263,9 +272,24 @@ def render_report(r: ReportData) -> str:
         top_sections(r),
         discoveries(r),
         rediscover(r),
-        f"<footer>{esc(plays_text(r.plays, r.listening_ms))} in this period. Made by "
-        "spotify-history-sync from the analytics tables; this file makes no requests"
-        f"{' except for album art' if r.images else ''}.</footer>",
+        footer(r),
         "</main></body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def empty_state(r: ReportData) -> str:
+    """An empty period: where the plays are instead (or how to get some), no empty charts."""
+    figure = f'<span hidden data-figure="plays" data-value="{int(r.plays)}"></span>'
+    text = esc(no_plays_text(r.period, r.user_label, r.newest_day))
+    return (
+        f'<section id="no-plays"><h2>No plays</h2><p><strong>{text}</strong></p>{figure}</section>'
+    )
+
+
+def footer(r: ReportData) -> str:
+    totals = f"{esc(plays_text(r.plays, r.listening_ms))} in this period. " if r.plays else ""
+    return (
+        f"<footer>{totals}Made by spotify-history-sync from the analytics tables; this file "
+        f"makes no requests{' except for album art' if r.images else ''}.</footer>"
+    )

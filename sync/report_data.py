@@ -22,6 +22,7 @@ from sync.listening import (
     previous_period,
     resolve_year,
 )
+from sync.stats import newest_day
 from sync.store.users import UserRef
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class ReportData(Heading):
     discoveries: list[Entry] = field(default_factory=list)
     discoveries_total: int = 0
     rediscover: list[Entry] = field(default_factory=list)
+    newest_day: date | None = None  # the local day of the newest play (read for empty periods)
 
 
 def load_report(
@@ -93,6 +95,9 @@ def load_report(
     r = ReportData(**vars(load_heading(conn, user, period_key, label, now)), generated_at=now)
     r.previous, r.images = previous_period(r.period), images
     k, period = user.key, r.period
+    if not r.plays:  # the page says where the plays are instead; no empty charts to fill
+        r.newest_day = newest_day(conn, k)
+        return r
     # short periods get a year of context in the calendar
     r.calendar_first = min(period.first_day, period.last_day - timedelta(days=364))
     if period.key == "all":

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import argparse
+import logging
+import sys
+import webbrowser
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from sync import html_report
-from sync.report_data import load_report
+from sync.commands import report as report_command
+from sync.config import load_settings
+from sync.listening import Period
+from sync.report_data import ReportData, load_report
 from sync.store import users as user_store
+from tests.conftest import add_user
 from tests.report_support import HOSTILE, hostile_history, parse
 
 PERIODS = ["7d", "4w", "6m", "12m", "all", str(datetime.now(UTC).year - 1)]
@@ -139,3 +147,131 @@ def test_command_writes_one_file_per_user_and_prints_paths(run, conn, alice):
     assert run("report", "--period", "5x").code == 2
     images = run("report", "--images", "--out", "x.html")
     assert "Spotify's image servers" in images.out
+
+
+# -- issue 16: the file's size, --open without a browser, an empty period ---------------
+def _report_args(tmp_path, **kw) -> argparse.Namespace:
+    values = dict(period="4w", user=None, all=False, out=str(tmp_path / "r.html"),
+                  out_dir=str(tmp_path), images=False, open=False)  # fmt: skip
+    values.update(kw)
+    return argparse.Namespace(**values)
+
+
+def test_written_bytes_are_the_file_s_size_not_its_characters(
+    conn, alice, db_url, tmp_path, caplog
+):
+    conn.execute("update artists set name = 'Sigur Rós' where uri = 'spotify:artist:h0'")
+    conn.execute("update artists set name = 'Beyoncé' where uri = 'spotify:artist:h1'")
+    settings = load_settings({"DATABASE_URL": db_url})
+    with caplog.at_level(logging.INFO, logger="sync.commands.report"):
+        assert report_command.cmd_report(_report_args(tmp_path), settings) == 0
+    path = tmp_path / "r.html"
+    text = path.read_text(encoding="utf-8")
+    assert "Sigur Rós" in text and "Beyoncé" in text
+    assert len(text) != path.stat().st_size  # the check below can tell them apart
+    line = next(r.getMessage() for r in caplog.records if "written" in r.getMessage())
+    assert line.endswith(f"written: {path.stat().st_size} bytes"), line
+
+
+@pytest.mark.parametrize("outcome", ["false", "raises"])
+def test_open_without_a_browser_says_so_with_the_file_url(
+    conn, alice, db_url, tmp_path, capsys, outcome
+):
+    opened: list[str] = []
+
+    def opener(url: str) -> bool:
+        opened.append(url)
+        if outcome == "raises":
+            raise webbrowser.Error("could not locate runnable browser")
+        return False
+
+    settings = load_settings({"DATABASE_URL": db_url})
+    args = _report_args(tmp_path, open=True)
+    assert report_command.cmd_report(args, settings, opener=opener) == 0
+    url = (tmp_path / "r.html").resolve().as_uri()
+    assert opened == [url]
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == str(tmp_path / "r.html")
+    assert out[1:] == [f"no browser could be opened here: open {url} by hand"]
+
+
+def test_open_with_a_browser_prints_only_the_path(conn, alice, db_url, tmp_path, capsys):
+    settings = load_settings({"DATABASE_URL": db_url})
+    opened: list[str] = []
+    assert (
+        report_command.cmd_report(
+            _report_args(tmp_path, open=True), settings, opener=lambda u: opened.append(u) or True
+        )
+        == 0
+    )
+    assert capsys.readouterr().out == f"{tmp_path / 'r.html'}\n" and len(opened) == 1
+
+
+def test_the_default_opener_does_not_try_without_a_display(monkeypatch):
+    tried: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: tried.append(url) or True)
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert report_command.open_in_browser("file:///x.html") is False and tried == []
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert report_command.open_in_browser("file:///x.html") is True and tried == ["file:///x.html"]
+    monkeypatch.setattr(webbrowser, "open", lambda url: (_ for _ in ()).throw(OSError("no")))
+    assert report_command.open_in_browser("file:///x.html") is False
+
+
+def _no_charts(page) -> None:
+    assert "svg" not in page.tags() and "table" not in page.tags()
+    ids = {a.get("id") for _, a in page.elements}
+    assert not ids & {"figures", "over-time", "calendar", "hours", "top-artists"}, ids
+
+
+def test_an_empty_period_says_so_names_the_newest_play_and_suggests_periods(conn, alice):
+    newest = conn.execute(
+        "select max(day) from listening_days where user_id = %s", (alice.key,)
+    ).fetchone()[0]
+    page_text = html_report.render_report(load_report(conn, alice, "1999", "user-1"))
+    page = parse(page_text)
+    _no_charts(page)
+    text = " ".join("".join(page.text).split())
+    assert "No plays between 1999-01-01 and 1999-12-31." in text
+    assert f"The newest play is from {newest:%Y-%m-%d}" in text
+    assert f"--period all or --period {newest.year}" in text
+    assert "0.0" not in text and "all exact" not in text
+    assert page.figures == {"plays": 0}
+    # a rolling period gone quiet: a year after the newest play, the last 7 days are empty
+    later = datetime.combine(newest, datetime.min.time(), UTC) + timedelta(days=400)
+    quiet = parse(html_report.render_report(load_report(conn, alice, "7d", "user-1", now=later)))
+    _no_charts(quiet)
+    quiet_text = " ".join("".join(quiet.text).split())
+    assert f"The newest play is from {newest:%Y-%m-%d}" in quiet_text
+    assert f"--period all or --period {newest.year}" in quiet_text
+
+
+def test_a_user_without_any_plays_gets_how_to_get_some(conn):
+    add_user(conn, "nobody", "refresh-nobody-0001")
+    user = user_store.resolve_user(conn, "nobody")
+    page = parse(html_report.render_report(load_report(conn, user, "all", "user-1")))
+    _no_charts(page)
+    text = " ".join("".join(page.text).split())
+    assert "No plays yet for user-1" in text and "python -m sync import" in text
+    assert "python -m sync run" in text and "--period all" not in text
+
+
+def test_hours_figure_reads_sensibly_for_a_few_minutes():
+    period = Period("7d", "last 7 days", date(2026, 11, 22), date(2026, 11, 28))
+    r = ReportData(user_label="user-1", time_zone="UTC", today=date(2026, 11, 28),
+                   period=period, generated_at=datetime(2026, 11, 28, tzinfo=UTC),
+                   plays=2, listening_ms=7 * 60_000, days_listened=1)  # fmt: skip
+    shown = html_report.render_report(r)
+    assert 'data-value="420000">7 min<small>all exact</small>' in shown
+    r.estimated_ms = 1_000  # a sliver estimated: not "0% estimated"
+    assert 'data-value="420000">7 min<small>under 1% estimated</small>' in (
+        html_report.render_report(r)
+    )
+    r.listening_ms = r.estimated_ms = 30_000
+    assert 'data-value="30000">under 1 min<small>all estimated</small>' in (
+        html_report.render_report(r)
+    )
+    r.listening_ms, r.estimated_ms = 5 * 3_600_000 + 30 * 60_000, 0
+    assert 'data-value="19800000">5.5 h<small>all exact</small>' in html_report.render_report(r)
