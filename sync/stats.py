@@ -115,9 +115,9 @@ def no_plays_text(period: Period, label: str, newest: date | None) -> str:
     or, with none at all, how to get some."""
     if newest is None:
         return (
-            f"No plays yet for {label}: python -m sync run stores them from the day "
-            f"{label} signed in (python -m sync login), and python -m sync import loads "
-            "the whole history from Spotify's data export."
+            f"No plays yet for {label}: once signed in (python -m sync login), each "
+            "python -m sync run stores the latest plays; python -m sync import loads the "
+            "whole history from Spotify's data export."
         )
     other = "" if period.key == str(newest.year) else f" or --period {newest.year}"
     return (
