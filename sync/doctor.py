@@ -33,7 +33,7 @@ from sync.redact import Redactor
 from sync.spotify.client import InvalidClient, SpotifyClient, SpotifyError, TemporaryError
 from sync.spotify.oauth import parse_redirect_uri
 from sync.text import plural
-from sync.urlcheck import database_url_problem, unquote
+from sync.urlcheck import database_url_problem, transaction_pooler_problem, unquote
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +115,9 @@ def _check_database_url(settings: Settings) -> Check:
         )
     parsed = urlparse(url)  # load_settings has checked that it parses, port included
     port = parsed.port or 5432
-    if port == 6543:
-        return Check(
-            FAIL,
-            "DATABASE_URL",
-            "uses port 6543, Supabase's transaction pooler: the job keeps a session-level "
-            "lock per user, which a transaction pooler breaks (users get skipped or synced twice)",
-            "use the session pooler connection string (port 5432) or the direct connection",
-        )
+    pooler = transaction_pooler_problem(url)
+    if pooler:
+        return Check(FAIL, "DATABASE_URL", pooler.detail, pooler.fix)
     host = parsed.hostname or parse_qs(parsed.query).get("host", ["local socket"])[0]
     hostport = f"{host}:{port}"
     dbname = parsed.path.lstrip("/") or "(default database)"

@@ -16,6 +16,7 @@ SUPABASE_CONNECT = (
     "Connect (top of the project page) > Session pooler"  # README, Quick start step 3
 )
 SUPABASE_RESET = "Project Settings > Database > Reset database password"  # README step 3
+TRANSACTION_POOLER_PORT = 6543  # Supabase's transaction pooler; its Session pooler is 5432
 _PLACEHOLDER = re.compile(r"\[?YOUR[-_ ]PASSWORD\]?", re.IGNORECASE)
 _MUST_ENCODE = {"@": "%40", "/": "%2F", "?": "%3F", "#": "%23", "%": "%25"}
 _BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a % that starts no %XX escape
@@ -65,6 +66,27 @@ def database_url_problem(url: str) -> UrlProblem | None:
             "the password)",
         )
     return None
+
+
+def transaction_pooler_problem(url: str | None) -> UrlProblem | None:
+    """Port 6543: the one wording of `run`, `doctor` and `setup` for the transaction pooler.
+
+    A transaction pooler hands each transaction to whichever server connection is free, so
+    the session-level advisory lock migrate takes (one schema change at a time) is taken
+    on one server connection and released on another, where it is not held. Prepared
+    statements are off (db.connect), and leases are plain UPDATEs: the lock is what breaks.
+    """
+    try:
+        port = urlparse(url or "").port
+    except ValueError:
+        return None  # a malformed URL gets its own message
+    if port != TRANSACTION_POOLER_PORT:
+        return None
+    return UrlProblem(
+        f"uses port {TRANSACTION_POOLER_PORT}, Supabase's transaction pooler, which breaks the "
+        "session-level advisory lock migrate takes while it changes the tables",
+        f"use the Session pooler connection string ({SUPABASE_CONNECT}, port 5432)",
+    )
 
 
 def _raw_password_characters(url: str) -> list[str]:

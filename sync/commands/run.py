@@ -16,7 +16,6 @@ import sys
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlparse
 
 import psycopg
 
@@ -35,11 +34,11 @@ from sync.statuses import RunStatus, UserStatus
 from sync.store import runs
 from sync.store.runs import Candidate
 from sync.text import plural
+from sync.urlcheck import transaction_pooler_problem
 
 log = logging.getLogger(__name__)
 
 _TOTALS = ("users_total", "users_synced", "users_failed", "users_skipped", "tracks_added")
-TRANSACTION_POOLER_PORT = 6543
 NO_USERS = (
     "no users to sync yet: sign in with python -m sync login (or python -m sync setup) "
     "with DATABASE_URL set to this database"
@@ -106,16 +105,10 @@ class _Signals:
 
 
 def refuse_transaction_pooler(database_url: str | None) -> None:
-    """Port 6543 is Supabase's transaction pooler, which breaks migrate's session lock."""
-    try:
-        port = urlparse(database_url or "").port
-    except ValueError:
-        return  # a malformed URL gets its own error when connecting
-    if port == TRANSACTION_POOLER_PORT:
-        raise UserError(
-            "DATABASE_URL uses port 6543, Supabase's transaction pooler, which breaks the "
-            "schema lock: use the Session pooler string (port 5432) from Connect in Supabase"
-        )
+    """Port 6543 is Supabase's transaction pooler: said as doctor and setup say it."""
+    problem = transaction_pooler_problem(database_url)
+    if problem:
+        raise UserError(problem.message())
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:
