@@ -17,6 +17,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import requests
+import responses
 from dotenv import dotenv_values
 
 from sync.cli import build_parser
@@ -405,3 +407,92 @@ def test_next_scheduled_run_comes_from_the_workflows_cron():
     on_the_dot = NOW.replace(minute=17, second=0)
     assert next_scheduled("17 * * * *", on_the_dot) == datetime(2026, 11, 29, 20, 17, tzinfo=UTC)
     assert next_scheduled("*/5 * * * *", NOW) is None
+
+
+# -- issue 16: one wording for port 6543 -------------------------------------------------
+POOLER_URL = f"postgresql://postgres.abc:{DB_PASSWORD}@aws-0-eu.pooler.supabase.com:6543/postgres"
+
+
+def test_port_6543_is_said_the_same_by_run_doctor_and_setup(standin, gh_bin, capsys):
+    from sync.cli import main
+    from sync.doctor import run_doctor
+    from sync.urlcheck import transaction_pooler_problem
+
+    problem = transaction_pooler_problem(POOLER_URL)
+    assert problem is not None and "session-level advisory lock migrate takes" in problem.detail
+    assert "leases" not in problem.detail and "per user" not in problem.detail
+    said = f"{problem.detail} -> fix: {problem.fix}"  # doctor's and setup's line, after the name
+
+    env = base_env(standin, SPOTIFY_CLIENT_ID=CLIENT_ID, SPOTIFY_CLIENT_SECRET=CLIENT_SECRET,
+                   DATABASE_URL=POOLER_URL)  # fmt: skip
+    out = io.StringIO()
+    assert run_doctor(env, out) == 1
+    doctor_line = next(line for line in out.getvalue().splitlines() if "6543" in line)
+    with pytest.raises(UserError) as setup_error:
+        setup([], env, interactive=False)
+    os.environ["DATABASE_URL"] = POOLER_URL  # what the CLI's run reads (the .env loaded)
+    try:
+        assert main(["run"]) == 2
+    finally:
+        del os.environ["DATABASE_URL"]
+    run_line = capsys.readouterr().err.strip()
+
+    assert doctor_line == f"FAIL  DATABASE_URL: {said}"
+    assert str(setup_error.value) == f"DATABASE_URL: {said}"
+    assert run_line == f"error: {problem.message()}"
+    assert problem.message() == f"DATABASE_URL {problem.detail}: {problem.fix}"
+    assert DB_PASSWORD not in doctor_line + str(setup_error.value) + run_line
+
+
+# -- issue 16: empty answers, offline checks, errors without a terminal ---------------------
+def _spotify_step(person: Person, env: dict[str, str]):
+    from sync.commands.setup import spotify_step
+
+    sio = SetupIO(out=person.out, interactive=True, read_line=person.line,
+                  read_secret=person.secret, now=lambda: NOW, redactor=Redactor())  # fmt: skip
+    return spotify_step(sio, build_parser().parse_args(["setup"]), env)
+
+
+OFFLINE_ENV = {
+    "SPOTIFY_ACCOUNTS_URL": "https://accounts.test",
+    "SPOTIFY_API_URL": "https://api.test/v1",
+}
+TOKEN_URL = "https://accounts.test/api/token"
+TOKEN = {"access_token": "app-token", "token_type": "Bearer", "expires_in": 3600}
+
+
+@responses.activate
+def test_empty_client_id_is_asked_again_and_offline_offers_to_check_again():
+    responses.post(TOKEN_URL, body=requests.ConnectionError("network is unreachable"))
+    responses.post(TOKEN_URL, json=TOKEN)
+    answers = [("Client ID", ""), ("Client ID", CLIENT_ID), ("Client secret", CLIENT_SECRET),
+               ("Check again", "")]  # fmt: skip
+    person = Person(io.StringIO(), answers)
+    assert _spotify_step(person, OFFLINE_ENV) == (CLIENT_ID, CLIENT_SECRET)
+    text = person.out.getvalue()
+    assert "SPOTIFY_CLIENT_ID is needed: paste it and press Enter" in text
+    assert "FAIL  Spotify app: could not reach" in text and "ok: checked" in text
+    assert [p.split(":")[0].strip() for p in person.prompts] == [
+        "Client ID", "Client ID", "Client secret (input hidden)", "Check again? [Y/n]"]  # fmt: skip
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_offline_spotify_check_can_be_skipped_keeping_the_values():
+    responses.post(TOKEN_URL, body=requests.ConnectionError("network is unreachable"))
+    person = Person(io.StringIO(), [("Client ID", CLIENT_ID), ("Client secret", CLIENT_SECRET),
+                                    ("Check again", "n")])  # fmt: skip
+    assert _spotify_step(person, OFFLINE_ENV) == (CLIENT_ID, CLIENT_SECRET)
+    assert "kept unchecked: doctor checks them again at the end" in person.out.getvalue()
+    assert not person.answers and len(person.prompts) == 3  # the id was not asked again
+
+
+def test_a_refusal_without_a_terminal_is_one_line_with_one_prefix(standin, tmp_path):
+    env = base_env(standin, SPOTIFY_CLIENT_ID=CLIENT_ID, SPOTIFY_CLIENT_SECRET="0" * 32)
+    done = _subprocess_setup([], env, tmp_path)
+    assert done.returncode == 2
+    both = done.stdout + done.stderr
+    assert both.count("Spotify refused the client id and secret") == 1, both
+    (error,) = [line for line in done.stderr.splitlines() if line.startswith("error")]
+    assert error.startswith("error: Spotify app: Spotify refused the client id and secret")
+    assert "FAIL" not in error and error.count("Spotify app") == 1

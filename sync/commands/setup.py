@@ -29,6 +29,7 @@ from sync.setup.checks import (
     local_env,
     next_scheduled,
     spotify_checks,
+    spotify_offline,
     workflow_cron,
 )
 from sync.setup.envfile import ensure_ignored, write_env
@@ -44,24 +45,44 @@ EMBEDDED = ""  # the answer meaning "the embedded database"
 T = TypeVar("T")
 
 
-def _settle(io: SetupIO, what: str, given: T | None, ask: Callable[[], T],
-            check: Callable[[T], list[Check]]) -> T:  # fmt: skip
-    """Check the given value (or ask for one) until the checks pass; no terminal: stop."""
+def _settle(io: SetupIO, given: T | None, ask: Callable[[], T],
+            check: Callable[[T], list[Check]], offline: Callable[[Check], bool] = lambda c: False,
+            ) -> T:  # fmt: skip
+    """Check the given value (or ask for one) until the checks pass; no terminal: stop.
+
+    A failure that is the network's, not the value's (`offline`), offers to check the same
+    value again or keep it unchecked, instead of asking for another value.
+    """
     value = given
     for _ in range(MAX_TRIES):
         if value is None:
             value = ask()
         checks = check(value)
-        for found in checks:
-            io.say("  " + found.line())
         failed = next((c for c in checks if c.status == FAIL), None)
+        for found in checks:
+            if io.interactive or found is not failed:  # no terminal: the error line says it
+                io.say("  " + found.line())
         if failed is None:
             return value
         if not io.interactive:
-            raise UserError(f"{what}: {failed.line()}")
+            raise UserError(_problem(failed))
+        while offline(failed):
+            if not confirm(io, "  Check again?", True, assume_yes=False):
+                io.say("  kept unchecked: doctor checks them again at the end")
+                return value
+            failed = next((c for c in check(value) if c.status == FAIL), None)
+            if failed is None:
+                io.say("  ok: checked")
+                return value
+            io.say("  " + failed.line())
         value = None
-    raise UserError(f"{what} still fails after {MAX_TRIES} tries: fix it, then run "
-                    "python -m sync setup again")  # fmt: skip
+    raise UserError(f"{_problem(failed)}; still failing after {MAX_TRIES} tries: fix it, then "
+                    "run python -m sync setup again")  # fmt: skip
+
+
+def _problem(check: Check) -> str:
+    """A failed check as one error line: the name once, no status word (the CLI adds error:)."""
+    return f"{check.name}: {check.detail}" + (f" -> fix: {check.fix}" if check.fix else "")
 
 
 def _given(io: SetupIO, name: str, flag_value: str | None, env: Mapping[str, str]) -> str | None:
@@ -110,7 +131,7 @@ def spotify_step(io: SetupIO, args: argparse.Namespace, env: Mapping[str, str]) 
     given = (partial[0], partial[1]) if all(partial) else None
     if given:
         partial[:] = [None, None]  # refused: ask for both
-    cid, secret = _settle(io, "Spotify app", given, ask, lambda v: spotify_checks(env, *v))
+    cid, secret = _settle(io, given, ask, lambda v: spotify_checks(env, *v), spotify_offline)
     if given:
         io.say(f"  done; make sure the app lists {redirect} under Redirect URIs and each "
                "account under User Management")  # fmt: skip
@@ -142,8 +163,7 @@ def database_step(io: SetupIO, args: argparse.Namespace, env: Mapping[str, str])
         return EMBEDDED if url.lower() == "embedded" else url
 
     _protect(io, given)
-    url = _settle(io, "DATABASE_URL", given, ask,
-                  lambda url: database_checks(env, url or None))  # fmt: skip
+    url = _settle(io, given, ask, lambda url: database_checks(env, url or None))
     if url == EMBEDDED:
         io.say("  the embedded database is for trying it out: GitHub Actions cannot see it")
     return url

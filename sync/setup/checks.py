@@ -46,6 +46,11 @@ def spotify_checks(env: Mapping[str, str], client_id: str, client_secret: str) -
     return [*shown, check_spotify(settings)]
 
 
+def spotify_offline(check: Check) -> bool:
+    """Whether a failed Spotify check is the network's (doctor's TemporaryError wording)."""
+    return check.name == "Spotify app" and check.detail.startswith("could not reach")
+
+
 def database_checks(
     env: Mapping[str, str],
     url: str | None,

@@ -75,13 +75,19 @@ def need(
     """Ask for a value in a terminal; without one, stop with the flag that supplies it."""
     if not io.interactive:
         raise UserError(f"{name} is needed and stdin is not a terminal: pass {flag}")
-    try:
-        raw = (io.read_secret if secret else io.read_line)(prompt)
-    except EOFError:
-        raise UserError(f"no answer for {name} (stdin closed): pass {flag}") from None
-    value = clean_value(name, raw)
-    if not value and not allow_empty:
-        raise UserError(f"{name} is needed: paste it, or pass {flag}")
+    while True:
+        try:
+            raw = (io.read_secret if secret else io.read_line)(prompt)
+        except EOFError:
+            raise UserError(f"no answer for {name} (stdin closed): pass {flag}") from None
+        try:
+            value = clean_value(name, raw)
+        except UserError as exc:  # a stray space: say so and ask again
+            io.say(f"  {exc}")
+            continue
+        if value or allow_empty:
+            break
+        io.say(f"  {name} is needed: paste it and press Enter (Ctrl-C stops setup)")
     if secret:
         io.redactor.protect(value)
     return value
