@@ -206,6 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--headless", action="store_true", help="sign in without a browser here")
     setup.add_argument("--skip-login", action="store_true", help="don't sign an account in now")
     setup.add_argument(
+        "--sign-in", action="store_true", help="sign an account in although every one works"
+    )
+    setup.add_argument(
+        "--replace-secrets", action="store_true", help="set the repository secrets again"
+    )
+    setup.add_argument(
+        "--new-run", action="store_true", help="start a run although the latest one succeeded"
+    )
+    setup.add_argument(
         "--wait",
         type=_seconds,
         default=600.0,

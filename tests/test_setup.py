@@ -162,12 +162,11 @@ def test_second_session_checks_and_skips_what_is_done(standin, gh_bin, db_url):
     before = len(fake_gh.calls(gh_bin))
     env = {**base_env(standin), **dotenv_values(".env")}  # the CLI loads .env like this
     out = io.StringIO()
-    person = Person(out, [("Sign in another", ""), ("Replace them", ""),
-                          ("Start another run", "")])  # fmt: skip
+    person = Person(out, [])  # everything is done: no question at all
     code, text, _ = setup(["--headless"], env, person)
 
     assert code == 0, text
-    assert not any("Client" in p or "Connection" in p for p in person.prompts)
+    assert person.prompts == [] and "?" not in text.split("5/5")[0].replace("Which API/SDKs", "")
     assert "done: ok    user-1: active" in text
     assert "done: the repository has the secrets" in text
     assert "done: the workflow sync.yml is enabled" in text
@@ -176,6 +175,33 @@ def test_second_session_checks_and_skips_what_is_done(standin, gh_bin, db_url):
     assert ["secret", "set"] not in later and ["workflow", "run"] not in later
     assert ["workflow", "enable"] not in later
     assert "Signed in" not in text and "already up to date" in text
+
+
+def test_a_rerun_does_what_is_done_again_only_when_a_flag_asks(standin, gh_bin, db_url):
+    first_time(standin, gh_bin, db_url)
+    before = len(fake_gh.calls(gh_bin))
+    env = {**base_env(standin), **dotenv_values(".env")}
+    out = io.StringIO()
+    person = Person(out, [])  # the flags are the answers: nothing is asked
+    code, text, _ = setup(["--headless", "--sign-in", "--replace-secrets", "--new-run"], env,
+                          person)  # fmt: skip
+    assert code == 0, text
+    assert "Signed in again as Spotify user alice" in text
+    later = [c["argv"][:2] for c in fake_gh.calls(gh_bin)[before:]]
+    assert later.count(["secret", "set"]) == 3 and ["workflow", "run"] in later
+    assert [p for p in person.prompts if "Paste the address" not in p] == []
+
+
+def test_a_rerun_with_a_new_value_in_env_asks_to_replace_the_secrets(standin, gh_bin, db_url):
+    first_time(standin, gh_bin, db_url)
+    before = len(fake_gh.calls(gh_bin))
+    other = with_password(db_url).replace(DB_PASSWORD, DB_PASSWORD + "2")
+    env = {**base_env(standin), **dotenv_values(".env")}
+    person = Person(io.StringIO(), [("DATABASE_URL changed in .env: replace", "")])
+    setup(["--database-url", other], env, person)
+    sets = {c["argv"][2]: c["stdin"] for c in fake_gh.calls(gh_bin)[before:]
+            if c["argv"][:2] == ["secret", "set"]}  # fmt: skip
+    assert sets["DATABASE_URL"] == other and not person.answers
 
 
 def test_unattended_with_flags_and_environment_asks_nothing(standin, gh_bin, db_url):

@@ -170,8 +170,8 @@ def database_step(io: SetupIO, args: argparse.Namespace, env: Mapping[str, str])
 
 
 def local_step(io: SetupIO, args: argparse.Namespace, values: dict[str, str],
-               env: Mapping[str, str], workdir: Path) -> None:  # fmt: skip
-    """Write .env, create the tables, sign the first account in."""
+               env: Mapping[str, str], workdir: Path) -> list[str]:  # fmt: skip
+    """Write .env, create the tables, sign the first account in; return what .env changed."""
     io.say("3/5 .env, tables and sign-in")
     path = workdir / ".env"
     changed = write_env(path, values)
@@ -183,17 +183,25 @@ def local_step(io: SetupIO, args: argparse.Namespace, values: dict[str, str],
     cmd_migrate(args, settings)
     with db.open_database(settings, migrate=False) as conn:
         users = check_users(conn, io.now(), settings.show_user_ids)
-    if not any(c.status == FAIL and c.name == "users" for c in users):
+    if any(c.status == FAIL and c.name == "users" for c in users):  # nobody yet
+        if args.skip_login:
+            io.say("  sign-in skipped (--skip-login): run python -m sync setup again (or "
+                   "python -m sync login) before the first sync")  # fmt: skip
+            return changed
+    elif args.sign_in:
+        io.say("  --sign-in: signing an account in")
+    elif any(c.status == FAIL for c in users):  # a sign-in that no longer works
+        for found in users:
+            io.say("  " + found.line())
+        if not confirm(io, "  Sign that account in again now?", True, assume_yes=args.yes):
+            return changed
+    else:
         for found in users:
             io.say("  done: " + found.line())
-        if not confirm(io, "  Sign in another Spotify account now?", False,
-                       assume_yes=args.yes):  # fmt: skip
-            return
-    elif args.skip_login:
-        io.say("  sign-in skipped (--skip-login): run python -m sync login before the first sync")
-        return
+        return changed
     login_io = LoginIO(out=io.out, read_line=io.read_line, now=io.now)
     cmd_login(argparse.Namespace(headless=args.headless), settings, io=login_io)
+    return changed
 
 
 def cmd_setup(
@@ -211,14 +219,16 @@ def cmd_setup(
     url = database_step(io, args, env)
     values = {"DATABASE_URL": url, "SPOTIFY_CLIENT_ID": client_id,
               "SPOTIFY_CLIENT_SECRET": client_secret}  # fmt: skip
-    local_step(io, args, values, env, Path.cwd())
+    changed = local_step(io, args, values, env, Path.cwd())
 
     io.say("4/5 GitHub")
     if url == EMBEDDED:
         io.say("  skipped: the embedded database is on this machine, GitHub Actions cannot "
                "reach it; run setup again with your database's connection string")  # fmt: skip
     else:
-        github_step(io, values, GithubOptions(args.no_github, args.yes, args.wait))
+        options = GithubOptions(args.no_github, args.yes, args.wait, args.replace_secrets,
+                                args.new_run, tuple(changed))  # fmt: skip
+        github_step(io, values, options)
 
     io.say("5/5 What doctor says")
     final = local_env(env, **{k: v or None for k, v in values.items()})

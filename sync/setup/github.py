@@ -49,6 +49,9 @@ class GithubOptions:
     skip: bool  # --no-github
     assume_yes: bool  # --yes
     wait_seconds: float  # deadline for the first run
+    replace_secrets: bool = False  # --replace-secrets: set them although all are there
+    new_run: bool = False  # --new-run: start a run although the latest one succeeded
+    changed: tuple[str, ...] = ()  # secrets whose value in .env this setup changed
 
 
 def repo_slug(io: SetupIO) -> str | None:
@@ -102,10 +105,15 @@ def github_step(io: SetupIO, values: Mapping[str, str], options: GithubOptions) 
 def _secrets(io: SetupIO, gh: Gh, values: Mapping[str, str], options: GithubOptions) -> bool:
     present = {item["name"] for item in gh.json("secret", "list", "--json", "name") or []}
     missing = [name for name in SECRETS if name not in present]
-    if not missing:
+    stale = [name for name in SECRETS if name in options.changed]
+    if not missing and not stale:
         io.say(f"  done: the repository has the secrets {', '.join(SECRETS)}")
-        if not confirm(io, "  Replace them with the values in .env?", False,
-                       assume_yes=options.assume_yes):  # fmt: skip
+        if not options.replace_secrets:
+            return True
+        io.say("  --replace-secrets: setting them again from .env")
+    elif not missing:
+        question = f"  {', '.join(stale)} changed in .env: replace the repository secrets?"
+        if not confirm(io, question, True, assume_yes=options.assume_yes):
             return True
     elif not confirm(io, f"  Set the repository secrets {', '.join(SECRETS)} from .env with gh?",
                      True, assume_yes=options.assume_yes):  # fmt: skip
@@ -137,11 +145,12 @@ def _first_run(io: SetupIO, gh: Gh, options: GithubOptions) -> None:
     last = _latest_run(gh)
     if last and last.get("conclusion") == "success":
         io.say(f"  done: the latest run succeeded ({last['url']})")
-        question, default = "  Start another run now?", False
-    else:
-        question, default = (f"  Start a run now and wait for it (up to "
-                             f"{options.wait_seconds / 60:.0f} min)?", True)  # fmt: skip
-    if not confirm(io, question, default, assume_yes=options.assume_yes):
+        if not options.new_run:
+            return
+        io.say("  --new-run: starting another")
+    elif not confirm(io, f"  Start a run now and wait for it (up to "
+                     f"{options.wait_seconds / 60:.0f} min)?", True,
+                     assume_yes=options.assume_yes):  # fmt: skip
         return
     gh("workflow", "run", WORKFLOW)
     io.say(f"  started {WORKFLOW}; waiting for GitHub to pick it up")
