@@ -1,6 +1,6 @@
 """A stand-in for the GitHub CLI, installed as `gh` on PATH by tests/test_setup.py.
 
-Every call appends {"argv": [...], "stdin": ...} to calls.jsonl next to its state file
+Every call appends {"argv": [...], "stdin": ..., "env": {...}} to calls.jsonl next to its state file
 (stdin is read only by `secret set`, which is where gh reads a secret's value). The state
 (secrets set, workflow state, runs) lives in state.json, so a second `setup` sees what
 the first one did. Options in state.json: "auth" (false: not signed in), "polls_to_finish"
@@ -10,6 +10,7 @@ the first one did. Options in state.json: "auth" (false: not signed in), "polls_
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def main() -> int:
     argv = sys.argv[1:]
     stdin = sys.stdin.read() if argv[:2] == ["secret", "set"] else None
     with CALLS.open("a") as f:
-        f.write(json.dumps({"argv": argv, "stdin": stdin}) + "\n")
+        f.write(json.dumps({"argv": argv, "stdin": stdin, "env": dict(os.environ)}) + "\n")
     state = json.loads(STATE.read_text())
     code, answer = _answer(argv, state)
     STATE.write_text(json.dumps(state))

@@ -304,6 +304,7 @@ def test_subprocess_run_with_fake_gh_keeps_secrets_out_of_everything(standin, db
     bin_dir = fake_gh.install(tmp_path / "bin")
     url = with_password(db_url)
     env = base_env(standin, SPOTIFY_CLIENT_SECRET=CLIENT_SECRET, DATABASE_URL=url,
+                   SPOTIFY_REFRESH_TOKEN=CLIENT_SECRET, GH_TOKEN="gh-own-token",
                    PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")  # fmt: skip
     state = json.loads((bin_dir / "state.json").read_text())
     (bin_dir / "state.json").write_text(json.dumps({**state, "polls_to_finish": 0}))
@@ -317,6 +318,9 @@ def test_subprocess_run_with_fake_gh_keeps_secrets_out_of_everything(standin, db
     assert len([c for c in calls if c["argv"][:2] == ["secret", "set"]]) == 3
     assert_no_secret(done.stdout, done.stderr, url=url)
     assert_no_secret(*(" ".join(c["argv"]) for c in calls), url=url, client_id=True)
+    # gh's environment: no secret (the CLI has them in its own, from env or .env); its token stays
+    assert all(c["env"].get("GH_TOKEN") == "gh-own-token" for c in calls)
+    assert_no_secret(*(json.dumps(c["env"]) for c in calls), url=url)
 
 
 def test_wrong_secret_without_a_terminal_is_refused_with_the_reason(standin, tmp_path):
@@ -522,3 +526,17 @@ def test_a_refusal_without_a_terminal_is_one_line_with_one_prefix(standin, tmp_p
     (error,) = [line for line in done.stderr.splitlines() if line.startswith("error")]
     assert error.startswith("error: Spotify app: Spotify refused the client id and secret")
     assert "FAIL" not in error and error.count("Spotify app") == 1
+
+
+def test_programs_setup_starts_inherit_no_secret_while_it_runs(monkeypatch):
+    from sync.setup.prompts import child_env, secrets_out_of_environ
+
+    secret_names = ("DATABASE_URL", "SPOTIFY_CLIENT_SECRET", "SPOTIFY_REFRESH_TOKEN", "PGPASSWORD")
+    for name in (*secret_names, "GH_TOKEN", "SPOTIFY_CLIENT_ID"):
+        monkeypatch.setenv(name, f"value-of-{name}")
+    assert set(secret_names).isdisjoint(child_env(os.environ))
+    with secrets_out_of_environ():  # what webbrowser and pg_ctl inherit
+        assert set(secret_names).isdisjoint(os.environ)
+        assert os.environ["GH_TOKEN"] == "value-of-GH_TOKEN"
+        assert os.environ["SPOTIFY_CLIENT_ID"] == "value-of-SPOTIFY_CLIENT_ID"
+    assert os.environ["SPOTIFY_CLIENT_SECRET"] == "value-of-SPOTIFY_CLIENT_SECRET"

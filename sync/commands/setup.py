@@ -34,7 +34,7 @@ from sync.setup.checks import (
 )
 from sync.setup.envfile import ensure_ignored, write_env
 from sync.setup.github import GithubOptions, github_step
-from sync.setup.prompts import SetupIO, clean_value, confirm, need
+from sync.setup.prompts import SetupIO, clean_value, confirm, need, secrets_out_of_environ
 from sync.signin import LoginIO
 from sync.urlcheck import is_placeholder
 
@@ -214,6 +214,11 @@ def cmd_setup(
     """Settings come from flags, then the environment (.env loaded by the CLI), then prompts."""
     io = io or SetupIO(redactor=redactor or Redactor())
     env = dict(os.environ if env is None else env)
+    with secrets_out_of_environ():  # what setup starts gets no secret: they are in `env`
+        return _setup(args, io, env)
+
+
+def _setup(args: argparse.Namespace, io: SetupIO, env: dict[str, str]) -> int:
     io.say("python -m sync setup: five steps; what works already is checked and skipped.")
     client_id, client_secret = spotify_step(io, args, env)
     url = database_step(io, args, env)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import getpass
 import logging
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
@@ -23,12 +25,48 @@ from sync.urlcheck import unquote
 log = logging.getLogger(__name__)
 
 
+_GH_TOKENS = frozenset({"GH_TOKEN", "GITHUB_TOKEN", "GH_ENTERPRISE_TOKEN",
+                        "GITHUB_ENTERPRISE_TOKEN"})  # fmt: skip  # gh's own sign-in
+
+
+def _secret_name(name: str) -> bool:
+    upper = name.upper()
+    if upper in _GH_TOKENS:
+        return False
+    return upper.endswith("DATABASE_URL") or any(
+        word in upper for word in ("SECRET", "PASSWORD", "TOKEN")
+    )
+
+
+def child_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a program setup starts (gh, git, a browser, pg_ctl): no secrets.
+
+    .env is loaded into this process's environment, but `gh` needs none of its values
+    (they reach `gh secret set` on stdin); gh's own tokens stay.
+    """
+    return {k: v for k, v in environ.items() if not _secret_name(k)}
+
+
+@contextmanager
+def secrets_out_of_environ() -> Iterator[None]:
+    """While setup runs, programs started by any library (webbrowser, pg_ctl) inherit
+    child_env(); the process's environment is put back afterwards."""
+    saved = dict(os.environ)
+    for name in set(os.environ) - set(child_env(os.environ)):
+        del os.environ[name]
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def _run(argv: Sequence[str], stdin: str | None = None, timeout: float = 60) -> tuple[int, str]:
     """Run a program; return its exit code and output. Values go on stdin, never in argv."""
     try:
         feed = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
         done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              check=False, **feed)  # fmt: skip
+                              check=False, env=child_env(os.environ), **feed)  # fmt: skip
     except subprocess.TimeoutExpired:
         return 124, f"{argv[0]} gave no answer within {timeout:.0f} s"
     except OSError as exc:
