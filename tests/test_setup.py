@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import socket
@@ -540,3 +541,15 @@ def test_programs_setup_starts_inherit_no_secret_while_it_runs(monkeypatch):
         assert os.environ["GH_TOKEN"] == "value-of-GH_TOKEN"
         assert os.environ["SPOTIFY_CLIENT_ID"] == "value-of-SPOTIFY_CLIENT_ID"
     assert os.environ["SPOTIFY_CLIENT_SECRET"] == "value-of-SPOTIFY_CLIENT_SECRET"
+
+
+def test_first_setup_sums_the_migrations_up_in_one_line(standin, gh_bin, empty_db_url, caplog):
+    caplog.set_level(logging.INFO, logger="sync")
+    _, text, _, _ = first_time(standin, gh_bin, empty_db_url)
+    from sync.schema import migrations
+
+    logged = [r.getMessage() for r in caplog.records]
+    assert not [m for m in logged if m.startswith("applied")], logged
+    (line,) = [line for line in text.splitlines() if line.startswith("  tables:")]
+    assert re.fullmatch(r"  tables: \d+ migrations applied", line)
+    assert int(line.split()[1]) >= len(migrations())  # numbered and repeatable files

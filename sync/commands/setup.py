@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from sync import db
+from sync import db, schema
 from sync.commands.login import cmd_login
-from sync.commands.migrate import cmd_migrate
 from sync.config import DEFAULT_REDIRECT_URI, load_settings, url_password
 from sync.doctor import FAIL, Check, run_doctor
 from sync.doctor_users import check_users
@@ -36,6 +36,7 @@ from sync.setup.envfile import ensure_ignored, write_env
 from sync.setup.github import GithubOptions, github_step
 from sync.setup.prompts import SetupIO, clean_value, confirm, need, secrets_out_of_environ
 from sync.signin import LoginIO
+from sync.text import plural
 from sync.urlcheck import is_placeholder
 
 log = logging.getLogger(__name__)
@@ -180,8 +181,11 @@ def local_step(io: SetupIO, args: argparse.Namespace, values: dict[str, str],
     if ensure_ignored(workdir):
         io.say("  added .env to .gitignore, so it is never committed")
     settings = load_settings(local_env(env, **{k: v or None for k, v in values.items()}))
-    cmd_migrate(args, settings)
     with db.open_database(settings, migrate=False) as conn:
+        with _quiet(schema.log):  # one line here; `migrate` itself names each file
+            applied = schema.migrate(conn)
+        io.say(f"  tables: {plural(len(applied), 'migration')} applied" if applied
+               else "  tables: up to date")  # fmt: skip
         users = check_users(conn, io.now(), settings.show_user_ids)
     if any(c.status == FAIL and c.name == "users" for c in users):  # nobody yet
         if args.skip_login:
@@ -202,6 +206,17 @@ def local_step(io: SetupIO, args: argparse.Namespace, values: dict[str, str],
     login_io = LoginIO(out=io.out, read_line=io.read_line, now=io.now)
     cmd_login(argparse.Namespace(headless=args.headless), settings, io=login_io)
     return changed
+
+
+@contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """Only warnings from this logger for a while (setup sums up what it would list)."""
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def cmd_setup(
