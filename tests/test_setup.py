@@ -553,3 +553,31 @@ def test_first_setup_sums_the_migrations_up_in_one_line(standin, gh_bin, empty_d
     (line,) = [line for line in text.splitlines() if line.startswith("  tables:")]
     assert re.fullmatch(r"  tables: \d+ migrations applied", line)
     assert int(line.split()[1]) >= len(migrations())  # numbered and repeatable files
+
+
+def test_a_silent_database_is_tried_once_then_asked_for_again(
+    standin, gh_bin, db_url, monkeypatch, caplog
+):
+    from sync import db
+    from tests.test_embedded_paths import Silent
+
+    monkeypatch.setattr(db, "CONNECT_DEADLINE", 0.3)  # 10 s outside tests
+    monkeypatch.setattr(db, "CONNECT_PATIENCE", 0.05)
+    caplog.set_level(logging.INFO, logger="sync")
+    silent = Silent()
+    try:
+        env = base_env(standin, SPOTIFY_CLIENT_ID=CLIENT_ID, SPOTIFY_CLIENT_SECRET=CLIENT_SECRET)
+        quiet = f"postgresql://me:{DB_PASSWORD}@127.0.0.1:{silent.port}/db"
+        person = Person(io.StringIO(), [("Connection string", quiet),
+                                        ("Connection string", db_url)])  # fmt: skip
+        code, text, _ = setup(["--skip-login", "--no-github"], env, person)
+        assert len(silent.held) == 1  # one try, not one per retry
+    finally:
+        silent.close()
+    assert not person.answers
+    (line,) = [line for line in text.splitlines() if "no answer from the database" in line]
+    assert line.startswith(f"  FAIL  database: no answer from the database at 127.0.0.1:"
+                           f"{silent.port} within 0.3 s")  # fmt: skip
+    assert "Session pooler" in line and DB_PASSWORD not in text
+    assert f"connecting to 127.0.0.1:{silent.port} ..." in caplog.messages
+    assert dotenv_values(".env")["DATABASE_URL"] == db_url
