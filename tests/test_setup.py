@@ -581,3 +581,15 @@ def test_a_silent_database_is_tried_once_then_asked_for_again(
     assert "Session pooler" in line and DB_PASSWORD not in text
     assert f"connecting to 127.0.0.1:{silent.port} ..." in caplog.messages
     assert dotenv_values(".env")["DATABASE_URL"] == db_url
+
+
+def test_declined_consent_points_at_setup_not_login(standin, gh_bin, db_url):
+    standin.state.authorize_error = "access_denied"
+    env = base_env(standin, SPOTIFY_CLIENT_ID=CLIENT_ID, SPOTIFY_CLIENT_SECRET=CLIENT_SECRET,
+                   DATABASE_URL=db_url)  # fmt: skip
+    person = Person(io.StringIO(), [])
+    with pytest.raises(UserError) as err:
+        setup(["--headless"], env, person)
+    message = str(err.value)
+    assert "declined" in message and "run python -m sync setup again" in message, message
+    assert "sync login" not in message

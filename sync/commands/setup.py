@@ -36,6 +36,7 @@ from sync.setup.envfile import ensure_ignored, write_env
 from sync.setup.github import GithubOptions, github_step
 from sync.setup.prompts import SetupIO, clean_value, confirm, need, secrets_out_of_environ
 from sync.signin import LoginIO
+from sync.spotify.oauth import LoginFailed
 from sync.text import plural
 from sync.urlcheck import is_placeholder
 
@@ -204,7 +205,10 @@ def local_step(io: SetupIO, args: argparse.Namespace, values: dict[str, str],
             io.say("  done: " + found.line())
         return changed
     login_io = LoginIO(out=io.out, read_line=io.read_line, now=io.now)
-    cmd_login(argparse.Namespace(headless=args.headless), settings, io=login_io)
+    try:
+        cmd_login(argparse.Namespace(headless=args.headless), settings, io=login_io)
+    except LoginFailed as exc:  # setup is what to run again: login alone skips GitHub
+        raise UserError(str(exc).replace("python -m sync login", "python -m sync setup")) from None
     return changed
 
 
