@@ -1,23 +1,28 @@
-"""Record one scripted `python -m sync setup` session against the stand-ins.
+"""Record docs/setup-transcript.md: one scripted `python -m sync setup` session, then a re-run.
 
-The stand-in Spotify (tests/standin.py), a fake `gh` (tests/fake_gh.py) and a scratch
-database on the server in TEST_DATABASE_URL; answers are typed by a script, secrets are
-fake. Prints the session as a terminal would show it (hidden input stays hidden) and the
-wall time of the setup command, which docs/setup-transcript.md quotes:
+The stand-in Spotify (tests/standin.py), a fake `gh` (tests/fake_gh.py) and an empty
+scratch database (TEST_DATABASE_URL's server, or an embedded one) reached through a local
+TCP proxy; answers are typed by a script, secrets are fake. Deterministic: a fixed clock
+and sign-in state, and the parts that differ between machines (ports, the database's
+name and version, the scratch directory) written as fixed placeholders, so
+tests/test_setup_transcript.py regenerates it and compares it byte for byte:
 
-    TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \\
-        python -m tests.setup_transcript > docs/setup-transcript.md
+    python -m tests.setup_transcript > docs/setup-transcript.md
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import os
+import re
+import secrets
+import sys
 import tempfile
-import time
-from contextlib import redirect_stderr, redirect_stdout
-from datetime import UTC, datetime
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
+from unittest import mock
+from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
@@ -27,23 +32,95 @@ from sync.redact import Redactor
 from sync.setup.prompts import SetupIO
 from tests import fake_gh
 from tests.pg import PgCluster
+from tests.pgproxy import PgProxy
 from tests.setup_support import CLIENT_ID, CLIENT_SECRET, NOW, Person, base_env, with_password
 from tests.standin import Standin, StandinState
 
+DOC = Path(__file__).resolve().parent.parent / "docs" / "setup-transcript.md"
+STATE = "Xq7vR2mK9pL4sT8wN1bC6dF3hJ5gY0zA"  # the sign-in's state, normally random
+DB_NAME = "spotify_history"
 
-def _session(out: io.StringIO, env: dict[str, str], answers: list) -> tuple[float, int]:
+
+def _session(out: io.StringIO, env: dict[str, str], answers: list) -> int:
     out.write("$ python -m sync setup --headless\n")
     person = Person(out, answers)
     sio = SetupIO(out=out, interactive=True, read_line=person.line, read_secret=person.secret,
-                  sleep=lambda s: None, now=lambda: NOW, redactor=Redactor())  # fmt: skip
+                  sleep=lambda s: None, clock=lambda: 0.0, now=lambda: NOW,
+                  redactor=Redactor())  # fmt: skip
     args = build_parser().parse_args(["setup", "--headless"])
-    started = time.perf_counter()
-    with redirect_stdout(out), redirect_stderr(out):  # print() and log lines, in order
-        configure_logging(False, sio.redactor)
+    with redirect_stdout(out), redirect_stderr(out), _logging_to_stderr(sio.redactor):
         code = cmd_setup(args, None, io=sio, env=env)
-    took = time.perf_counter() - started
     out.write(f"$ echo $?\n{code}\n")
-    return took, code
+    return code
+
+
+@contextmanager
+def _logging_to_stderr(redactor: Redactor):
+    """The CLI's log lines, in order with the output; the caller's logging put back after."""
+    root, sync_log = logging.getLogger(), logging.getLogger("sync")
+    saved = (root.handlers[:], root.level, sync_log.level)
+    configure_logging(False, redactor)
+    try:
+        yield
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        sync_log.setLevel(saved[2])
+
+
+def record(empty_db_url: str, tmp: Path) -> str:
+    """The whole document, for an empty database; works in tmp (PATH and cwd restored)."""
+    old_cwd, old_path = Path.cwd(), os.environ["PATH"]
+    with (
+        Standin(StandinState(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)) as standin,
+        PgProxy(empty_db_url) as proxy,
+        mock.patch.object(secrets, "token_urlsafe", lambda n=None: STATE),
+    ):
+        standin.state.authorize_user = "alice"
+        bin_dir = fake_gh.install(tmp / "bin", polls_to_finish=1)
+        work = tmp / "spotify-history"
+        work.mkdir()
+        try:
+            os.environ["PATH"] = f"{bin_dir}{os.pathsep}{old_path}"
+            os.chdir(work)
+            out = io.StringIO()
+            first = [
+                ("Client ID", CLIENT_ID),
+                ("Client secret", f'"{CLIENT_SECRET}"'),
+                ("Connection string", with_password(proxy.url)),
+                ("Set the repository secrets", "y"),
+                ("Enable the workflow", "y"),
+                ("Start a run now", ""),
+            ]
+            _session(out, base_env(standin), first)
+            out.write("\n# later, the same command again: .env is read, what works is skipped\n")
+            _session(out, {**base_env(standin), **dotenv_values(".env")}, [])
+        finally:
+            os.chdir(old_cwd)
+            os.environ["PATH"] = old_path
+        text = _fixed(out.getvalue(), standin.base, urlparse(proxy.url), str(tmp))
+    return HEADER + "\n```text\n" + text.rstrip() + "\n```\n"
+
+
+def _fixed(text: str, standin_base: str, db: object, tmp: str) -> str:
+    """What differs between machines, as fixed placeholders."""
+    text = text.replace(standin_base, "http://127.0.0.1:PORT").replace(tmp, "~")
+    text = text.replace(f"127.0.0.1:{db.port}/{db.path.lstrip('/')}", f"127.0.0.1:PORT/{DB_NAME}")
+    return re.sub(r"\(PostgreSQL \d+\.\d+[^)]*\)", "(PostgreSQL VERSION)", text)
+
+
+HEADER = """# A `python -m sync setup` session
+
+Generated by `python -m tests.setup_transcript > docs/setup-transcript.md`
+(tests/test_setup_transcript.py fails when this file and the code drift apart): a first
+session in an empty clone, answered by a script. Spotify is the local stand-in
+(`tests/standin.py`), `gh` is the fake from `tests/fake_gh.py` (its first run "succeeds"
+without running anything, so doctor still reports no run recorded), and the database is
+an empty scratch one on this machine, which is why setup warns that GitHub's runners
+cannot reach it. Secrets are fake; hidden input (the client secret and the connection
+string) is not shown, as in a terminal. Ports and the server's exact version are written
+as placeholders. A second session follows: it finds everything in place, asks nothing
+and says `done:` for each step.
+"""
 
 
 def main() -> None:
@@ -51,50 +128,11 @@ def main() -> None:
     cluster.build_template()
     db_url = cluster.create(migrated=False)
     try:
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            Standin(StandinState(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)) as standin,
-        ):
-            standin.state.authorize_user = "alice"
-            bin_dir = fake_gh.install(Path(tmp) / "bin", polls_to_finish=1)
-            os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
-            work = Path(tmp) / "spotify-history"
-            work.mkdir()
-            os.chdir(work)
-            out = io.StringIO()
-            first = [
-                ("Client ID", CLIENT_ID),
-                ("Client secret", f'"{CLIENT_SECRET}"'),
-                ("Connection string", with_password(db_url)),
-                ("Set the repository secrets", "y"),
-                ("Enable the workflow", "y"),
-                ("Start a run now", ""),
-            ]
-            took, _ = _session(out, base_env(standin), first)
-            again = [("Sign in another", ""), ("Replace them", ""), ("Start another run", "")]
-            out.write("\n# later, the same command again: .env is read, what works is skipped\n")
-            _session(out, {**base_env(standin), **dotenv_values(".env")}, again)
+        with tempfile.TemporaryDirectory() as tmp:
+            sys.stdout.write(record(db_url, Path(tmp)))
     finally:
         cluster.drop(db_url)
         cluster.close()
-    text = out.getvalue().replace(standin.base, "http://127.0.0.1:PORT").replace(tmp, "~")
-    print(HEADER.format(day=f"{datetime.now(UTC):%Y-%m-%d}", took=f"{took:.1f}"))
-    print("```text")
-    print(text.rstrip())
-    print("```")
-
-
-HEADER = """# A `python -m sync setup` session
-
-Recorded {day} by `python -m tests.setup_transcript`: a first session in an empty clone,
-answered by a script. Spotify is the local stand-in (`tests/standin.py`), `gh` is the
-fake from `tests/fake_gh.py` (its first run "succeeds" without running anything, so
-doctor still reports no run recorded), and the database is a scratch one on a local
-PostgreSQL 15, which is why setup warns that GitHub's runners cannot reach it. Secrets
-are fake; hidden input (the client secret and the connection string) is not shown, as
-in a terminal. The first session's own work took {took} s. A second session follows: it finds
-everything in place and skips it.
-"""
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 from sync.config import Settings
 from sync.errors import UserError
@@ -20,6 +20,9 @@ def _database_label(settings: Settings) -> str:
         parsed = urlparse(settings.database_url)
         if parsed.hostname:
             return f"the database at {parsed.hostname}"
+        socket_dir = parse_qs(parsed.query).get("host", [""])[0]  # postgresql:///db?host=/dir
+        if socket_dir:
+            return f"the database at the socket in {socket_dir}"
         return "the DATABASE_URL database"
     except ValueError:
         return "the DATABASE_URL database"
