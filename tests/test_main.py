@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sync import __main__ as entry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,3 +46,49 @@ def test_python_m_sync_still_runs():
     done = subprocess.run([sys.executable, "-m", "sync", "--help"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0 and "COMMAND" in done.stdout
+
+
+# -- run without the virtual environment: name the package and the two fixes -----------
+BASE_PYTHON = getattr(sys, "_base_executable", sys.executable)
+
+
+def test_without_the_venv_one_line_names_the_package_and_both_fixes(tmp_path):
+    """The base interpreter without site-packages (-S) is a shell whose venv is not active."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
+    done = subprocess.run([BASE_PYTHON, "-S", "-m", "sync", "run"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith(
+        f"error: the Python package 'python-dotenv' is not installed for {BASE_PYTHON}: "
+    )
+    assert "(. .venv/bin/activate)" in done.stderr
+    assert "(pip install -r requirements.txt)" in done.stderr
+
+
+def test_a_missing_third_party_module_in_process_is_one_line(monkeypatch, capsys):
+    import sync.cli
+
+    def missing():
+        raise ModuleNotFoundError("No module named 'psycopg'", name="psycopg")
+
+    monkeypatch.setattr(sync.cli, "main", missing)
+    assert entry.main() == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: the Python package 'psycopg' is not installed for {sys.executable}: activate "
+        "the virtual environment (. .venv/bin/activate) or install the requirements "
+        "(pip install -r requirements.txt)\n"
+    )
+
+
+def test_a_missing_module_of_the_package_itself_is_a_bug_and_raises(monkeypatch):
+    import sync.cli
+
+    def missing():
+        raise ModuleNotFoundError("No module named 'sync.gone'", name="sync.gone")
+
+    monkeypatch.setattr(sync.cli, "main", missing)
+    with pytest.raises(ModuleNotFoundError):
+        entry.main()
