@@ -100,9 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply pending SQL migrations from sql/")
     migrate.set_defaults(func=_lazy("migrate", "cmd_migrate"))
 
-    users = sub.add_parser("users", help="list users: status, last sync, plays, token expiry")
+    users = sub.add_parser(
+        "users",
+        help="list users: status, last sync, plays, token expiry",
+        description="without ACTION: list the users (status, last sync, plays, token expiry)",
+    )
     users.set_defaults(func=_lazy("users", "cmd_users"))
-    users_sub = users.add_subparsers(dest="users_command", metavar="ACTION", parser_class=_Parser)
+    users_sub = users.add_subparsers(
+        dest="users_command", metavar="[ACTION]", parser_class=_Parser
+    )  # optional: `users` alone lists them
     tz = users_sub.add_parser(
         "set-timezone", help="set a user's IANA time zone and rebuild analytics"
     )

@@ -374,3 +374,15 @@ def test_verbose_after_a_nested_command():
 
     args = build_parser().parse_args(["users", "remove", "user-1", "-v"])
     assert args.verbose is True and args.user == "user-1"
+
+
+def test_users_help_shows_the_action_as_optional(run, capsys):
+    """`python -m sync users` alone lists the users: its help must not make ACTION look required."""
+    with pytest.raises(SystemExit) as done:
+        run("users", "--help")
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    usage = text.split("\n\n")[0]
+    assert "[ACTION]" in usage
+    assert " ACTION" not in usage.replace("[ACTION]", "")
+    assert "without ACTION: list the users" in text
