@@ -386,3 +386,54 @@ def test_users_help_shows_the_action_as_optional(run, capsys):
     assert "[ACTION]" in usage
     assert " ACTION" not in usage.replace("[ACTION]", "")
     assert "without ACTION: list the users" in text
+
+
+# -- an empty first run, and what the finished line's time covers ---------------------
+def test_an_empty_first_run_on_the_embedded_database_says_it_worked_and_what_next(
+    run, db_url, tmp_path, monkeypatch
+):
+    from sync import db
+
+    run.env(DATABASE_URL=None)  # the embedded database (here: the test database stands in)
+    monkeypatch.setitem(db._embedded, (tmp_path / ".data").resolve(), db_url)
+    result = run("run")
+    assert result.code == 0, result.err
+    last = result.err.strip().splitlines()[-1]
+    assert last.startswith("the run worked: the embedded database in .data/ is ready")
+    assert "tables" in last and "nobody to sync yet" in last
+    assert "python -m sync demo" in last
+    assert "python -m sync setup (or python -m sync login)" in last
+    assert "DATABASE_URL" not in result.err
+
+
+def test_an_empty_run_with_database_url_set_says_to_sign_in(run):
+    result = run("run")
+    assert result.code == 0, result.err
+    assert result.err.strip().splitlines()[-1] == (
+        "no users to sync yet: sign in with python -m sync login (or python -m sync setup) "
+        "with DATABASE_URL set to this database"
+    )
+
+
+def test_the_finished_line_counts_from_the_commands_start(run, monkeypatch):
+    """Starting and connecting to the database is part of the time the line reports."""
+    from contextlib import contextmanager
+
+    from sync import db
+
+    real_open = db.open_database
+
+    @contextmanager
+    def slow_open(settings, **kwargs):
+        run.time.advance(2.0)  # the embedded server's start, say
+        with real_open(settings, **kwargs) as conn:
+            yield conn
+
+    monkeypatch.setattr(db, "open_database", slow_open)
+    result = run("run", "--json")
+    assert result.code == 0, result.err
+    finished = [line for line in result.err.splitlines() if line.startswith("sync finished")]
+    assert finished == [
+        "sync finished: 0/0 users synced, 0 failed, 0 need re-auth, 0 skipped, 0 new plays in 2.0s"
+    ]
+    assert result.report["duration_s"] == 2.0

@@ -25,7 +25,13 @@ from sync.control import RunControl
 from sync.errors import UserError
 from sync.job.pipeline import LEASE, STOP_SIGNALS, Context, Options, fair_order, run_sync
 from sync.job.results import RunResult
-from sync.job.summary import Reporter, json_report, summary_markdown, write_step_summary
+from sync.job.summary import (
+    Reporter,
+    json_report,
+    no_users_message,
+    summary_markdown,
+    write_step_summary,
+)
 from sync.names import alias, parse_alias
 from sync.notify.inbox import InboxReport, notify_owner
 from sync.redact import Redactor
@@ -39,10 +45,6 @@ from sync.urlcheck import transaction_pooler_problem
 log = logging.getLogger(__name__)
 
 _TOTALS = ("users_total", "users_synced", "users_failed", "users_skipped", "tracks_added")
-NO_USERS = (
-    "no users to sync yet: sign in with python -m sync login (or python -m sync setup) "
-    "with DATABASE_URL set to this database"
-)
 
 
 def select_users(stored: Sequence[Candidate], wanted: Sequence[str]) -> list[Candidate]:
@@ -181,11 +183,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings, redactor: Redactor) ->
             details = analytics.summary_section(
                 conn, [(u.key, reporter.name(u)) for u in result.users]
             )
-    if not users:
-        print(NO_USERS, file=sys.stderr)
-        if settings.in_github_actions:
-            print(f"::warning title=No users::{NO_USERS}", file=sys.stderr)
+    result.duration_s = control.clock() - control.started  # the command's, database start too
     reporter.finish(result)
+    if not users:  # after the totals: the next step is the last line to read
+        no_users = no_users_message(None if settings.database_url else settings.data_dir)
+        print(no_users, file=sys.stderr)
+        if settings.in_github_actions:
+            print(f"::warning title=No users::{no_users}", file=sys.stderr)
     inbox_line = _inbox_line(inbox)
     if inbox_line:
         log.info("%s", inbox_line)

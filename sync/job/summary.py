@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from pathlib import Path
 from typing import TextIO
 
 from sync.job.results import RunResult, UserResult
@@ -108,6 +109,22 @@ class Reporter:
         if self.github_actions:
             for line in annotations(result, self.name):
                 self._write(line)
+
+
+def no_users_message(embedded_dir: Path | None) -> str:
+    """What a run that found nobody to sync says: on the embedded database (a first try on
+    this machine) that it worked and what comes next; with DATABASE_URL, where to sign in."""
+    if embedded_dir is None:
+        return (
+            "no users to sync yet: sign in with python -m sync login (or python -m sync setup) "
+            "with DATABASE_URL set to this database"
+        )
+    return (
+        f"the run worked: the embedded database in {embedded_dir}/ is ready and its tables "
+        "are in place, but nobody is signed in, so there is nobody to sync yet. Next: "
+        "python -m sync demo to see what you would get, python -m sync setup (or python -m "
+        "sync login) to add your account"
+    )
 
 
 def app_refusal(result: RunResult) -> str | None:
