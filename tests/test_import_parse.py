@@ -251,3 +251,43 @@ def test_old_account_files_count_episode_like_plays_and_exclude_shows_by_name():
     assert (excluded.rows, excluded.episode_like, excluded.skipped[SKIP_EXCLUDED]) == (2, 1, 2)
     newer = parse_file("StreamingHistory_music_0.json", data, ACCOUNT, ParseOptions())
     assert newer.episode_like == 0  # podcasts have their own file since 2023
+
+
+@pytest.mark.parametrize("cut", [3, 40, 300, 333])
+def test_a_truncated_file_says_it_looks_truncated_and_how_to_fix_it(cut):
+    """However the file was cut (in a string, a number, between entries), one plain reason."""
+    text = dumps([extended(T0, i) for i in range(3)])
+    with pytest.raises(ExportFormatError) as info:
+        parse(text[: len(text) - cut].encode())
+    message = str(info.value)
+    assert message.startswith("Streaming_History_Audio_2024_0.json: entry ")
+    assert "looks truncated or corrupt" in message
+    assert "download the export again" in message and "extract it again" in message
+    assert "at at" not in message and "\n" not in message
+
+
+def test_json_errors_never_say_at_twice():
+    text = dumps([extended(T0, i) for i in range(3)]).replace('"Song 1"', '"Song 1', 1)
+    with pytest.raises(ExportFormatError) as info:
+        parse(text.encode())  # a line break inside a string: corrupt, not truncated
+    message = str(info.value)
+    assert "Invalid control character at line " in message
+    assert "truncated" not in message
+
+
+def test_importing_a_truncated_file_is_one_line_exit_2_and_writes_nothing(run, conn, tmp_path):
+    from tests.conftest import add_user
+
+    add_user(conn, "alice", "refresh-alice-0001")
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "Streaming_History_Audio_2024_0.json").write_text(dumps([extended(T0, 9)]))
+    text = dumps([extended(T0 + timedelta(minutes=i), i) for i in range(3)])
+    (folder / "Streaming_History_Audio_2024_1.json").write_text(text[:-50])
+    result = run("import", str(folder), "--user", "alice", "--no-progress")
+    assert result.code == 2
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert result.err.startswith("error: Streaming_History_Audio_2024_1.json: entry 3: ")
+    assert "looks truncated or corrupt" in result.err and "at at" not in result.err
+    assert conn.execute("select count(*) from listening_history").fetchone()[0] == 0
+    assert conn.execute("select count(*) from tracks").fetchone()[0] == 0
