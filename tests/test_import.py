@@ -178,7 +178,7 @@ def test_incognito_short_podcast_audiobook_video_and_duplicates_are_skipped_and_
         extended(T0 + minutes(29), 4, 100_000),  # the same play again, shorter
     ])  # fmt: skip
     write(tmp_path / "Streaming_History_Audio_2024_1.json", [extended(T0, 1)])  # across files
-    write(tmp_path / "Streaming_History_Video_2024.json", [episode(T0 + minutes(40))])
+    write(tmp_path / "Streaming_History_Video_2024.json", [extended(T0 + minutes(40), 5)])
     write(tmp_path / "StreamingHistory_podcast_0.json", [podcast(T0 + minutes(50))])
     result = do_import(db_url, key, tmp_path)
     assert counts(result) == {

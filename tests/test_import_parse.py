@@ -133,7 +133,7 @@ def test_account_data_rows_are_minute_precision_named_tracks():
 
 
 def test_video_and_podcast_files_are_counted_and_skipped_unless_asked_for():
-    video = parse([episode(T0), extended(T0)], kind=EXTENDED_VIDEO)
+    video = parse([extended(T0), extended(T0, 2)], kind=EXTENDED_VIDEO)
     assert video.rows == 0 and video.skipped == {"video": 2}
     assert parse([episode(T0), extended(T0)], kind=EXTENDED_VIDEO, include_video=True).rows == 1
     pods = parse([podcast(T0)], kind=ACCOUNT_PODCAST, name="StreamingHistory_podcast_0.json")
@@ -291,3 +291,20 @@ def test_importing_a_truncated_file_is_one_line_exit_2_and_writes_nothing(run, c
     assert "looks truncated or corrupt" in result.err and "at at" not in result.err
     assert conn.execute("select count(*) from listening_history").fetchone()[0] == 0
     assert conn.execute("select count(*) from tracks").fetchone()[0] == 0
+
+
+def test_rows_of_a_video_file_count_under_the_first_reason_that_applies():
+    """docs/import.md's order holds in a Streaming_History_Video_* file too: podcast and
+    audiobook come before video, so an episode row counts as podcast."""
+    entries = [episode(T0), extended(T0, 2), audiobook(T0 + timedelta(minutes=20))]
+    name = "Streaming_History_Video_2020-2024.json"
+    video = parse(entries, kind=EXTENDED_VIDEO, name=name)
+    assert video.rows == 0
+    assert video.skipped == {"podcast": 1, "video": 1, "audiobook": 1}
+    # podcasts asked for but not video: the episode is skipped for the next reason, video
+    pods = parse(entries, kind=EXTENDED_VIDEO, name=name, include_podcasts=True)
+    assert pods.rows == 0 and pods.skipped == {"video": 2, "audiobook": 1}
+    # video asked for: the track is stored, the episode still counts as podcast
+    both = parse(entries, kind=EXTENDED_VIDEO, name=name, include_video=True)
+    assert [r[3] for r in rows(both)] == [KIND_TRACK]
+    assert both.skipped == {"podcast": 1, "audiobook": 1}

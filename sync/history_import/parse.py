@@ -320,7 +320,7 @@ def parse_file(name: str, data: bytes, kind: str, options: ParseOptions) -> Pars
     entries = load_entries(name, data)
     parsed.entries = len(entries)
     if kind == EXTENDED_VIDEO and not options.include_video:
-        _count_only(name, entries, parsed, SKIP_VIDEO)
+        _video_skips(name, entries, options, parsed)
     elif kind == ACCOUNT_PODCAST and not options.include_podcasts:
         _count_only(name, entries, parsed, SKIP_PODCAST)
     elif kind in (EXTENDED, EXTENDED_VIDEO):
@@ -337,6 +337,31 @@ def _count_only(name: str, entries: list, parsed: ParsedFile, reason: str) -> No
         if type(entry) is not dict:
             raise ExportFormatError(name, "is not a JSON object", index + 1)
     parsed.skipped[reason] += len(entries)
+
+
+def _is_episode(e: dict) -> bool:
+    return bool(e.get("spotify_episode_uri") or e.get("episode_name"))
+
+
+def _is_audiobook(e: dict) -> bool:
+    return bool(
+        e.get("audiobook_uri") or e.get("audiobook_chapter_uri") or e.get("audiobook_title")
+    )
+
+
+def _video_skips(name: str, entries: list, options: ParseOptions, parsed: ParsedFile) -> None:
+    """A video file without --include-video: each row counts under the first reason that
+    applies (SKIP_REASONS' order), so its episodes count as podcast, the rest as video."""
+    skipped = parsed.skipped
+    for index, e in enumerate(entries):
+        if type(e) is not dict:
+            raise ExportFormatError(name, "is not a JSON object", index + 1)
+        if not options.include_podcasts and _is_episode(e):
+            skipped[SKIP_PODCAST] += 1
+        elif _is_audiobook(e):
+            skipped[SKIP_AUDIOBOOK] += 1
+        else:
+            skipped[SKIP_VIDEO] += 1
 
 
 class _Rows:
@@ -411,12 +436,12 @@ def _extended(name: str, entries: list, options: ParseOptions, parsed: ParsedFil
         uri = e.get("spotify_track_uri")
         if uri:
             kind = KIND_TRACK
-        elif e.get("spotify_episode_uri") or e.get("episode_name"):
+        elif _is_episode(e):
             if not podcasts:
                 skipped[SKIP_PODCAST] += 1
                 continue
             kind = KIND_EPISODE
-        elif e.get("audiobook_uri") or e.get("audiobook_chapter_uri") or e.get("audiobook_title"):
+        elif _is_audiobook(e):
             skipped[SKIP_AUDIOBOOK] += 1
             continue
         elif e.get("master_metadata_track_name"):
