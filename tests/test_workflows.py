@@ -267,3 +267,46 @@ def test_sync_header_names_a_readme_section_that_exists():
                 if line.startswith("#")}  # fmt: skip
     for section in named:
         assert section in headings, section
+
+
+def _github_if(expression: str, context: dict) -> bool:
+    """Evaluate a workflow `if:` made of ==, !=, ||, &&, !, names and 'strings' (enough for
+    tests.yml), with unknown names as GitHub has them: empty."""
+    text = expression.strip().removeprefix("${{").removesuffix("}}")
+    tokens = re.findall(r"'[^']*'|[A-Za-z_][\w.-]*|==|!=|\|\||&&|!|\(|\)", text)
+    assert "".join(tokens) == re.sub(r"\s+", "", text), f"unexpected syntax in {expression!r}"
+    python = []
+    for token in tokens:
+        if token in ("==", "!=", "(", ")"):
+            python.append(token)
+        elif token in ("||", "&&", "!"):
+            python.append({"||": " or ", "&&": " and ", "!": " not "}[token])
+        elif token.startswith("'"):
+            python.append(repr(token[1:-1]))
+        else:
+            python.append(repr(context.get(token, "")))
+    return bool(eval("".join(python), {"__builtins__": {}}))  # only the tokens above
+
+
+@pytest.mark.parametrize(
+    ("event", "is_template", "opt_in", "runs"),
+    [
+        ("push", True, "", True),  # the project's own repository is the template: its CI runs
+        ("push", False, "", False),  # a copy made from the template: no 4 minutes per push
+        ("push", False, "true", True),  # ... unless its owner sets RUN_TESTS_ON_PUSH
+        ("pull_request", False, "", True),  # asking: a pull request, or by hand
+        ("workflow_dispatch", False, "", True),
+    ],
+)
+def test_tests_run_on_push_only_in_the_template_or_when_asked(event, is_template, opt_in, runs):
+    workflow = _load(TESTS)
+    assert set(workflow["on"]) == {"push", "pull_request", "workflow_dispatch"}
+    job = next(iter(workflow["jobs"].values()))
+    context = {
+        "github.event_name": event,
+        "github.event.repository.is_template": is_template,
+        "vars.RUN_TESTS_ON_PUSH": opt_in,
+    }
+    assert _github_if(job["if"], context) is runs
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    assert "RUN_TESTS_ON_PUSH" in doc
