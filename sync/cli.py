@@ -229,6 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     setup.set_defaults(func=_lazy("setup", "cmd_setup"))
 
+    demo = sub.add_parser(
+        "demo", help="fill the embedded database with a made-up year of listening, then show it"
+    )
+    demo.add_argument(
+        "--yes", action="store_true", help="also into the database DATABASE_URL names"
+    )
+    demo.add_argument("--out", metavar="FILE", help="report file (default report-<user>-12m.html)")
+    demo.set_defaults(func=_lazy("demo", "cmd_demo"))
+
     dbp = sub.add_parser("db", help="the embedded database: connection string, stop")
     db_sub = dbp.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
     db_sub.required = True

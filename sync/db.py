@@ -171,7 +171,7 @@ CONNECT_PATIENCE = 1.0  # seconds before saying what is being tried
 
 def _no_answer(url: str, deadline: float) -> str:
     return (
-        f"no answer from the database at {_where(url)} within {deadline:g} s: check the host "
+        f"no answer from the database at {where(url)} within {deadline:g} s: check the host "
         "and port in DATABASE_URL (for Supabase, the Session pooler address from Connect > "
         "Session pooler, port 5432) and that this network lets you reach it"
     )
@@ -207,7 +207,7 @@ def connect(url: str, *, deadline: float | None = None,
 
     threading.Thread(target=attempt, name="db-connect", daemon=True).start()
     if not done.wait(min(patience, deadline)):
-        log.info("connecting to %s ...", _where(url))
+        log.info("connecting to %s ...", where(url))
         done.wait(max(0.0, deadline - patience))
     with lock:
         if "result" not in outcome:
@@ -234,7 +234,7 @@ def connect(url: str, *, deadline: float | None = None,
     raise result  # type: ignore[misc]
 
 
-def _where(url: str) -> str:
+def where(url: str) -> str:
     """HOST:PORT of a connection string, never its password."""
     try:
         params = conninfo_to_dict(url)

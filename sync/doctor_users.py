@@ -15,6 +15,7 @@ from sync.checks import FAIL, OK, SKIP, WARN, Check
 from sync.job import tokens
 from sync.names import alias
 from sync.spotify.oauth import SCOPES
+from sync.statuses import SYNCED_STATUSES, UserStatus
 from sync.text import plural
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def check_users(
     login_fix = (
         f"that person runs python -m sync login (signed in to Spotify as that account) {where}"
     )
-    if not any(status != "removed" for _, _, status, *_ in rows):
+    if not any(status in SYNCED_STATUSES for _, _, status, *_ in rows):
         return [
             Check(
                 FAIL,
@@ -65,8 +66,11 @@ def check_users(
     checks = []
     for key, user_id, status, reason, scope, authorized_at, last_ok in rows:
         name = alias(key, user_id, show_ids)
-        if status == "removed":
+        if status == UserStatus.REMOVED:
             checks.append(Check(OK, name, "removed, history kept; not synced"))
+            continue
+        if status == UserStatus.DEMO:
+            checks.append(Check(OK, name, "made-up history from python -m sync demo; not synced"))
             continue
         if status == "needs_reauth":
             checks.append(

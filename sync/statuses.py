@@ -15,6 +15,10 @@ class UserStatus(StrEnum):
     ACTIVE = "active"
     NEEDS_REAUTH = "needs_reauth"  # the refresh token is dead: sign in again
     REMOVED = "removed"  # taken out of the sync, history kept (sql/004)
+    DEMO = "demo"  # made-up history from `python -m sync demo`: no tokens, never synced (sql/008)
+
+
+SYNCED_STATUSES = (UserStatus.ACTIVE, UserStatus.NEEDS_REAUTH)  # the users a run looks at
 
 
 class Outcome(StrEnum):

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+import psycopg
+
 from sync import db
 from sync.config import Settings
 from sync.errors import UserError
@@ -51,6 +53,24 @@ def open_in_browser(url: str, browser_open: Callable[[str], bool] | None = None)
         return False
 
 
+def write_report(
+    conn: psycopg.Connection,
+    user: UserRef,
+    period_key: str,
+    label: str,
+    path: Path,
+    *,
+    images: bool = False,
+    now: datetime | None = None,
+) -> None:
+    """Render the user's report for the period and write it to path (folders made)."""
+    page = render_report(load_report(conn, user, period_key, label, images=images, now=now))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    encoded = page.encode("utf-8")
+    path.write_bytes(encoded)
+    log.info("report for %s written: %d bytes", label, len(encoded))
+
+
 def cmd_report(
     args: argparse.Namespace,
     settings: Settings,
@@ -74,15 +94,10 @@ def cmd_report(
             users = [pick_user(conn, args.user)]
         for user in users:
             label = alias(user.key, user.user_id, settings.show_user_ids)
-            data = load_report(conn, user, period_key, label, images=args.images, now=now)
-            page = render_report(data)
             path = (
                 Path(args.out) if args.out else Path(args.out_dir) / default_name(label, period_key)
             )
-            path.parent.mkdir(parents=True, exist_ok=True)
-            encoded = page.encode("utf-8")
-            path.write_bytes(encoded)
-            log.info("report for %s written: %d bytes", label, len(encoded))
+            write_report(conn, user, period_key, label, path, images=args.images, now=now)
             print(path)
             written.append(path)
     if args.open and written:

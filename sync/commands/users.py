@@ -43,8 +43,11 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _expiry(status: str, expires: datetime) -> str:
-    """A removed user has no token; one who must sign in again has none that works."""
-    return {"removed": "-", "needs_reauth": "sign in again"}.get(status, f"{expires:%Y-%m-%d}")
+    """A removed user and the demo have no token; one who must sign in again has none that
+    works."""
+    return {"removed": "-", "demo": "-", "needs_reauth": "sign in again"}.get(
+        status, f"{expires:%Y-%m-%d}"
+    )
 
 
 def cmd_set_timezone(args: argparse.Namespace, settings: Settings) -> int:

@@ -13,6 +13,8 @@ from datetime import timedelta
 
 import psycopg
 
+from sync.statuses import SYNCED_STATUSES
+
 Key = tuple[str, str]  # (problem, subject)
 CLAIM = timedelta(minutes=10)  # longer than the GitHub calls of one row can take
 
@@ -27,8 +29,9 @@ class Row:
 
 
 def user_facts(conn: psycopg.Connection, gap_runs: int) -> list[tuple]:
-    """Every user not removed with the facts problems are decided on (sync.notify.problems
-    .UserFacts): one round trip. gap_runs: how many synced runs to count gaps over."""
+    """Every user a run syncs (not removed, not the demo) with the facts problems are
+    decided on (sync.notify.problems.UserFacts): one round trip.
+    gap_runs: how many synced runs to count gaps over."""
     rows = conn.execute(
         """select u.id, u.user_id, u.status, u.authorized_at, last.status,
                   coalesce(gaps.n, 0)
@@ -42,9 +45,9 @@ def user_facts(conn: psycopg.Connection, gap_runs: int) -> list[tuple]:
                      from (select possible_gap from sync_run_users
                             where user_id = u.id and status = 'ok'
                             order by run_id desc limit %s) recent) gaps on true
-            where u.status <> 'removed'
+            where u.status = any(%s)
             order by u.id""",
-        (gap_runs,),
+        (gap_runs, [str(s) for s in SYNCED_STATUSES]),
     ).fetchall()
     return rows
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 
-from sync.statuses import RunStatus
+from sync.statuses import SYNCED_STATUSES, RunStatus
 
 # Rows left 'running' by versions without alive_until: a GitHub job lasts 6 hours at most.
 _LEGACY_RUN_LIMIT = timedelta(hours=6)
@@ -33,7 +33,8 @@ class Candidate:
 
 
 def candidates(conn: psycopg.Connection) -> list[Candidate]:
-    """Every user not removed, with their last attempt: one round trip."""
+    """Every user a run syncs (not removed, not the demo), with their last attempt: one
+    round trip."""
     rows = conn.execute(
         """select u.id, u.user_id, u.status, r.started_at, r.status, r.error_class, u.created_at
              from user_tokens u
@@ -41,8 +42,9 @@ def candidates(conn: psycopg.Connection) -> list[Candidate]:
                    select started_at, status, error_class from sync_run_users
                     where user_id = u.id and status <> 'skipped' and started_at is not null
                     order by started_at desc limit 1) r on true
-            where u.status <> 'removed'
-            order by u.id"""
+            where u.status = any(%s)
+            order by u.id""",
+        ([str(s) for s in SYNCED_STATUSES],),
     ).fetchall()
     return [Candidate(*row) for row in rows]
 

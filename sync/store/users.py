@@ -283,6 +283,31 @@ def store_login(
     return row[0], False, before[0], before[1]
 
 
+def replace_demo_user(conn: psycopg.Connection, user_id: str, zone: str) -> int:
+    """Delete the demo user with everything it holds and create it afresh; return its key.
+
+    In the caller's transaction. Refuses (UserError) when the id belongs to a user who is
+    not the demo: a real account's history is never touched.
+    """
+    row = conn.execute(
+        "select id, status from user_tokens where user_id = %s for update", (user_id,)
+    ).fetchone()
+    if row is not None:
+        if row[1] != UserStatus.DEMO:
+            raise UserError(
+                f"a real user {user_id!r} is stored (status {row[1]}): the demo never replaces "
+                "a real account's history; try it on the embedded database (unset DATABASE_URL)"
+            )
+        remove_user(conn, row[0], keep_history=False)
+    return conn.execute(
+        """insert into user_tokens (user_id, refresh_token, status, status_reason,
+                  status_changed_at, time_zone)
+           values (%s, null, 'demo', 'made-up history from python -m sync demo', now(), %s)
+           returning id""",
+        (user_id, zone),
+    ).fetchone()[0]
+
+
 def remove_user(conn: psycopg.Connection, key: int, keep_history: bool) -> int:
     """Delete the user and all their data, or (keep_history) erase tokens and stop syncing.
 
