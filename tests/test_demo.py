@@ -187,11 +187,13 @@ def test_a_second_demo_replaces_only_the_demo_users_data(db_url, conn, tmp_path,
     parsed, _ = parse_items(window(NOW - timedelta(days=1), 7))
     outcome.save(conn, alice, 0, None, {"status": "ok"}, parsed)
     _demo(db_url, tmp_path, capsys)
-    first = rows_of_user(conn, _demo_key(conn))
+    key = _demo_key(conn)
+    first = rows_of_user(conn, key)
     alice_before = rows_of_user(conn, alice)
     code, _ = _demo(db_url, tmp_path, capsys)
     assert code == 0
-    assert rows_of_user(conn, _demo_key(conn)) == first
+    assert _demo_key(conn) == key  # the same alias, the same report name
+    assert rows_of_user(conn, key) == first
     assert rows_of_user(conn, alice) == alice_before
     assert conn.execute("select count(*) from user_tokens").fetchone()[0] == 2
 

@@ -299,12 +299,13 @@ def replace_demo_user(conn: psycopg.Connection, user_id: str, zone: str) -> int:
                 "a real account's history; try it on the embedded database (unset DATABASE_URL)"
             )
         remove_user(conn, row[0], keep_history=False)
-    return conn.execute(
-        """insert into user_tokens (user_id, refresh_token, status, status_reason,
+    return conn.execute(  # the same key again: the alias (user-N) and report name stay
+        """insert into user_tokens (id, user_id, refresh_token, status, status_reason,
                   status_changed_at, time_zone)
-           values (%s, null, 'demo', 'made-up history from python -m sync demo', now(), %s)
+           values (coalesce(%s, nextval(pg_get_serial_sequence('user_tokens', 'id'))), %s,
+                   null, 'demo', 'made-up history from python -m sync demo', now(), %s)
            returning id""",
-        (user_id, zone),
+        (row[0] if row else None, user_id, zone),
     ).fetchone()[0]
 
 
