@@ -257,3 +257,23 @@ def test_the_readme_command_runs_on_the_embedded_database(tmp_path):
     finally:
         subprocess.run([sys.executable, "-m", "sync", "db", "stop"], cwd=tmp_path, env=env,
                        capture_output=True, timeout=60)  # fmt: skip
+
+
+def test_a_real_account_called_demo_signing_in_replaces_the_made_up_history(
+    db_url, conn, tmp_path, capsys
+):
+    from sync.store import users as user_store
+
+    _demo(db_url, tmp_path, capsys)
+    key = _demo_key(conn)
+    with conn.transaction():
+        new_key, created, previous, _ = user_store.store_login(
+            conn, "demo", "refresh-real-0001", "access-real-01", NOW + timedelta(hours=1),
+            "user-read-recently-played", NOW,
+        )  # fmt: skip
+    assert created and previous is None
+    assert conn.execute(
+        "select status, refresh_token from user_tokens where user_id = 'demo'"
+    ).fetchone() == ("active", "refresh-real-0001")
+    assert not any(rows_of_user(conn, new_key).values())  # no made-up play is theirs
+    assert not any(rows_of_user(conn, key).values())

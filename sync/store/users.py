@@ -247,9 +247,12 @@ def store_login(
     Returns (key, created, previous status, previous reason). The caller commits.
     """
     before = conn.execute(
-        "select status, status_reason from user_tokens where user_id = %s for update",
+        "select status, status_reason, id from user_tokens where user_id = %s for update",
         (user_id,),
     ).fetchone()
+    if before is not None and before[0] == UserStatus.DEMO:  # a real account of that id
+        remove_user(conn, before[2], keep_history=False)  # the made-up plays are not theirs
+        before = None
     row = conn.execute(
         """insert into user_tokens as u (user_id, refresh_token, access_token,
                   access_token_expires_at, scope, authorized_at, status, status_reason,
