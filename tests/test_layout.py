@@ -1,4 +1,4 @@
-"""The package's shape (README, "Map of the package"): imports flow one way, no cycles,
+"""The package's shape (docs/design.md, "Map of the package"): imports flow one way, no cycles,
 and modules stay small unless they say why."""
 
 from __future__ import annotations

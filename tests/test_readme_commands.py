@@ -8,6 +8,8 @@ Rules (explicit, so the test cannot quietly pass by skipping everything):
   machine or talks to GitHub: not run here (the test suite itself is the pytest command).
 - Skip, needs a Spotify account or a user that exists: `setup`, `login`, `import`, `stats`,
   `users remove`, `users set-timezone`, and any command with `--user`.
+- Skip, `demo`: it refuses DATABASE_URL without `--yes` and takes seconds to make a year
+  of plays; tests/test_demo.py runs it as the README shows it (embedded, no DATABASE_URL).
 - Skip, needs a real value: a command with a placeholder (`<...>`, `YOUR-...`, or an
   argument in capitals such as USER, ID, PATH).
 - Shell plumbing: only the `python -m sync` part before a `|`, `>` or `&&` is run;
@@ -35,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SHELL_LANGUAGES = {"sh", "bash", "shell", "console"}
 NEEDS_ACCOUNT = {"setup", "login", "import", "stats"}
+RUN_ELSEWHERE = {"demo": "tests/test_demo.py runs it as the README shows it"}
 NEEDS_USER = {("users", "remove"), ("users", "set-timezone")}
 EXPECTED_EXIT = {"doctor": 1}
 MIN_RUN = 5  # at least --help, migrate, users, run, doctor
@@ -91,6 +94,8 @@ def plan(line: str) -> Planned:
     pair = tuple(a for a in args if not a.startswith("-"))[:2]
     if sub in NEEDS_ACCOUNT or pair in NEEDS_USER or "--user" in args:
         return Planned(line, None, env, "needs a Spotify account or an existing user")
+    if sub in RUN_ELSEWHERE:
+        return Planned(line, None, env, RUN_ELSEWHERE[sub])
     if any(_PLACEHOLDER.search(a) for a in args) or any(
         _PLACEHOLDER.search(v) for v in env.values()
     ):
@@ -117,6 +122,7 @@ def test_rules_on_typical_lines():
                  "python -m pytest -q"):  # fmt: skip
         assert plan(line).argv is None, line
     assert plan("python -m sync users set-timezone USER Europe/Berlin").argv is None
+    assert plan("python -m sync demo").argv is None
     blocks = (
         "```sh\n$ python -m sync \\\n  run --dry-run  # try\n# note\n```\n```sql\nselect 1;\n```\n"
     )
