@@ -214,6 +214,16 @@ def test_demo_refuses_a_database_url_without_yes(run, conn):
     assert conn.execute("select count(*) from user_tokens").fetchone()[0] == 0
 
 
+def test_the_refusal_names_the_host_and_never_the_password(monkeypatch, capsys, tmp_path):
+    from tests.sync_helpers import CliRunner
+
+    url = "postgresql://owner:s3cret-pw-1234@db.example.test:6000/postgres"
+    result = CliRunner(monkeypatch, capsys, tmp_path, url)("demo")  # refused before connecting
+    assert result.code == 2
+    assert "db.example.test:6000" in result.err
+    assert "s3cret-pw-1234" not in result.err + result.out
+
+
 def test_run_doctor_and_the_inbox_leave_the_demo_alone(db_url, conn, tmp_path, capsys, run):
     _demo(db_url, tmp_path, capsys)
     assert runs_store.candidates(conn) == []
