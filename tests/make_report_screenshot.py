@@ -18,8 +18,10 @@ from pathlib import Path
 
 import psycopg
 
-from sync import analytics, html_report, schema
-from sync.report_data import load_report
+from sync.analytics import upkeep as analytics
+from sync.db import schema
+from sync.reports import html as html_report
+from sync.reports.data import load_report
 from sync.store import users as user_store
 from tests.bench.bench_analytics import generate
 from tests.bench.bench_report import database

@@ -41,7 +41,7 @@ class PgCluster:
         return psycopg.connect(self.admin_url, autocommit=True)
 
     def build_template(self) -> None:
-        from sync import schema
+        from sync.db import schema
 
         with self.admin() as conn:
             conn.execute(f'drop database if exists "{self.template}"')

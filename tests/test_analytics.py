@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 
-from sync import analytics, schema
+from sync.analytics import upkeep as analytics
+from sync.db import schema
 from sync.store.rows import AlbumRow, ArtistRow, Play, TrackRow
 from tests.analytics_support import rebuilt_snapshot, snapshot
 from tests.conftest import add_user

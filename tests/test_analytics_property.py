@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 
-from sync import analytics
+from sync.analytics import upkeep as analytics
 from sync.store.rows import Play
 from tests.analytics_support import (
     StoredPlay,

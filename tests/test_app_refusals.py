@@ -15,7 +15,7 @@ from sync import db
 from sync.control import RunControl
 from sync.job.pipeline import Context, Options, run_sync
 from sync.redact import Redactor
-from sync.signin import _profile_id
+from sync.signin.flow import _profile_id
 from sync.spotify.client import AppOwnerNotPremium, Forbidden
 from sync.spotify.oauth import LoginFailed
 from sync.statuses import AppProblem, Outcome

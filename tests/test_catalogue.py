@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from sync import analytics
+from sync.analytics import upkeep as analytics
 from sync.job.transform import parse_items
 from sync.store import plays as plays_store
 from sync.store.sources import song_key

@@ -123,7 +123,7 @@ MISTAKES = [
 
 @pytest.mark.parametrize(("url", "words"), MISTAKES)
 def test_database_url_mistakes_are_named_by_load_settings_and_doctor_alike(url, words):
-    from sync.doctor import check_settings
+    from sync.doctor.checkup import check_settings
 
     with pytest.raises(ConfigError) as err:
         load_settings({"DATABASE_URL": url})
@@ -139,7 +139,7 @@ def test_a_raw_colon_in_the_password_is_fine():  # libpq splits user and passwor
 
 
 def test_supabase_menu_paths_in_messages_are_the_readme_s():
-    from sync import urlcheck
+    from sync.config import urlcheck
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text().replace("**", "")
     for path in (urlcheck.SUPABASE_CONNECT, urlcheck.SUPABASE_RESET):

@@ -13,7 +13,7 @@ import pytest
 
 from sync import db
 from sync.config import load_settings
-from sync.datadir import refuse_if_committable
+from sync.config.datadir import refuse_if_committable
 from sync.errors import ConfigError, UserError
 from tests.sync_helpers import CliRunner
 from tests.test_cli import UNUSED_DB, _one_line_error

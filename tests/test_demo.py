@@ -15,10 +15,10 @@ import psycopg
 import pytest
 
 from sync import demo
-from sync.checks import FAIL, OK
 from sync.commands.demo import cmd_demo
 from sync.config import load_settings
-from sync.doctor_users import check_users
+from sync.doctor.check import FAIL, OK
+from sync.doctor.users import check_users
 from sync.errors import UserError
 from sync.job.transform import parse_items
 from sync.store import notices, outcome

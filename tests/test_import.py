@@ -12,13 +12,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from sync import analytics
+from sync.analytics import upkeep as analytics
 from sync.commands import import_export as import_command
 from sync.errors import UserError
+from sync.history_import.files import find_sources
 from sync.history_import.importer import import_export
 from sync.history_import.parse import ExportFormatError, ParseOptions
 from sync.history_import.progress import Progress
-from sync.history_import.sources import find_sources
 from sync.job.transform import parse_items
 from tests.analytics_support import rebuilt_snapshot, snapshot
 from tests.conftest import add_user

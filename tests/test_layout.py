@@ -11,9 +11,8 @@ SYNC = Path(__file__).resolve().parent.parent / "sync"
 LAYERS = (
     (5, ("sync.cli", "sync.__main__")),
     (4, ("sync.commands",)),
-    (3, ("sync.job", "sync.history_import", "sync.analytics", "sync.listening", "sync.stats",
-         "sync.report_data", "sync.html_", "sync.signin", "sync.doctor", "sync.setup",
-         "sync.notify")),
+    (3, ("sync.job", "sync.history_import", "sync.analytics", "sync.reports", "sync.signin",
+         "sync.doctor", "sync.setup", "sync.notify")),
     (2, ("sync.store", "sync.spotify")),
 )  # fmt: skip
 
@@ -25,6 +24,11 @@ def _layer(module: str) -> int:
     return 1  # db, schema, config, control, names, statuses, locks, text, ...
 
 
+def _is_module(dotted: str) -> bool:
+    path = SYNC.parent / dotted.replace(".", "/")
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
+
+
 def _imports() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for path in SYNC.rglob("*.py"):
@@ -33,10 +37,9 @@ def _imports() -> dict[str, set[str]]:
         found = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sync"):
-                if node.module == "sync":
-                    found |= {f"sync.{alias.name}" for alias in node.names}
-                else:
-                    found.add(node.module)
+                for alias in node.names:  # `from sync.db import schema` imports sync.db.schema
+                    sub = f"{node.module}.{alias.name}"
+                    found.add(sub if _is_module(sub) else node.module)
         graph[name] = found
     return graph
 

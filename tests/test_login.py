@@ -26,7 +26,7 @@ from sync.commands.login import cmd_login
 from sync.config import load_settings
 from sync.errors import ConfigError, UserError
 from sync.job.transform import parse_items
-from sync.signin import LoginIO, login
+from sync.signin.flow import LoginIO, login
 from sync.spotify.oauth import SCOPES, LoginFailed, code_from_pasted_url, parse_redirect_uri
 from sync.store import plays as plays_store
 from sync.store import runs as runs_store

@@ -293,7 +293,7 @@ def test_a_lapsed_premium_stops_the_run_with_one_line_and_one_issue(
 def test_the_sign_in_issue_holds_a_link_that_names_its_user(github, db_url, conn):
     from urllib.parse import parse_qs, urlparse
 
-    from sync.signin_link import check_state
+    from sync.signin.link import check_state
 
     settings = _settings(github, db_url)
     key = add_user(conn, "alice", status="needs_reauth")

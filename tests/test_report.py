@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from sync import html_report
+from sync.analytics.listening import Period
 from sync.commands import report as report_command
 from sync.config import load_settings
-from sync.listening import Period
-from sync.report_data import ReportData, load_report
+from sync.reports import html as html_report
+from sync.reports.data import ReportData, load_report
 from sync.store import users as user_store
 from tests.conftest import add_user
 from tests.report_support import HOSTILE, hostile_history, parse

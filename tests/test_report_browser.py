@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sync import html_report
-from sync.report_data import load_report
+from sync.reports import html as html_report
+from sync.reports.data import load_report
 from sync.store import users as user_store
 from tests.browser import chromium, find_chromium, full_page_png
 from tests.report_support import hostile_history

@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sync import locks, schema
+from sync.db import locks, schema
 from sync.errors import UserError
 from tests.pg import PgCluster, with_dbname
 
@@ -264,7 +264,7 @@ def test_a_numbered_file_changed_after_it_was_applied_warns_only(empty_db_url, t
         core = sql_dir / "001_core.sql"
         core.write_text(core.read_text() + "\ncreate table shs_never (x int);\n")
         schema.checksum.cache_clear()
-        with caplog.at_level("WARNING", logger="sync.schema"):
+        with caplog.at_level("WARNING", logger="sync.db.schema"):
             assert schema.migrate(conn, sql_dir) == []
         assert conn.execute("select to_regclass('shs_never')").fetchone() == (None,)
     schema.checksum.cache_clear()

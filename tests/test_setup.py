@@ -24,7 +24,7 @@ from dotenv import dotenv_values
 
 from sync.cli import build_parser
 from sync.commands.setup import cmd_setup
-from sync.doctor import FAIL, OK, WARN
+from sync.doctor.checkup import FAIL, OK, WARN
 from sync.errors import UserError
 from sync.redact import Redactor
 from sync.setup.checks import (
@@ -446,8 +446,8 @@ POOLER_URL = f"postgresql://postgres.abc:{DB_PASSWORD}@aws-0-eu.pooler.supabase.
 
 def test_port_6543_is_said_the_same_by_run_doctor_and_setup(standin, gh_bin, capsys):
     from sync.cli import main
-    from sync.doctor import run_doctor
-    from sync.urlcheck import transaction_pooler_problem
+    from sync.config.urlcheck import transaction_pooler_problem
+    from sync.doctor.checkup import run_doctor
 
     problem = transaction_pooler_problem(POOLER_URL)
     assert problem is not None and "session-level advisory lock migrate takes" in problem.detail
@@ -546,7 +546,7 @@ def test_programs_setup_starts_inherit_no_secret_while_it_runs(monkeypatch):
 def test_first_setup_sums_the_migrations_up_in_one_line(standin, gh_bin, empty_db_url, caplog):
     caplog.set_level(logging.INFO, logger="sync")
     _, text, _, _ = first_time(standin, gh_bin, empty_db_url)
-    from sync.schema import migrations
+    from sync.db.schema import migrations
 
     logged = [r.getMessage() for r in caplog.records]
     assert not [m for m in logged if m.startswith("applied")], logged

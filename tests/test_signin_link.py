@@ -1,4 +1,4 @@
-"""Sign-in links (sync.signin_link): signed state, stable text, checks without storage."""
+"""Sign-in links (sync.signin.link): signed state, stable text, checks without storage."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from sync.cli import main
 from sync.config import load_settings
 from sync.errors import UserError
 from sync.job.tokens import refresh_token_expires_at
-from sync.signin import LoginIO
-from sync.signin_link import LinkRefused, check_state, link_expiry, sign_in_link
+from sync.signin.flow import LoginIO
+from sync.signin.link import LinkRefused, check_state, link_expiry, sign_in_link
 from sync.store import users as user_store
 from tests.conftest import add_user
 from tests.standin import Standin

@@ -1,4 +1,4 @@
-from sync import schema
+from sync.db import schema
 
 
 def test_template_has_every_migration(conn):

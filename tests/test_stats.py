@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from sync import listening, stats
+from sync.analytics import listening
+from sync.analytics import terminal as stats
 from sync.store import users as user_store
 from tests.conftest import add_user
 from tests.test_analytics import ARTIST_A, ARTIST_B, store, track

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from sync import schema
+from sync.db import schema
 from sync.job.transform import item_to_play
 from sync.store import outcome
 from sync.store import plays as plays_store

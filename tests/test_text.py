@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sync import listening, stats
+from sync.analytics import listening
+from sync.analytics import terminal as stats
 from sync.text import plural
 
 

@@ -48,7 +48,7 @@ $$;
 -- Usually (no placeholder and nothing incomplete among the page's names) it only
 -- inserts the missing rows: artists, then albums, then tracks, then track links, each
 -- in uri (key) order, so concurrent users take row locks in one order and cannot
--- deadlock. Otherwise it first takes the catalogue advisory lock (sync/locks.py
+-- deadlock. Otherwise it first takes the catalogue advisory lock (sync/db/locks.py
 -- CATALOGUE, 7307), so adoptions are serialised, and:
 --   placeholders take on their real identity (URI, Spotify id, metadata) when the real
 --   row does not exist yet; two placeholders of one real album (a compilation imported
@@ -113,7 +113,7 @@ begin
                                                        with ordinality as x(a, i)
                                                  order by x.i))
     then
-        perform pg_advisory_xact_lock(7307);  -- sync/locks.py CATALOGUE
+        perform pg_advisory_xact_lock(7307);  -- sync/db/locks.py CATALOGUE
 
         -- Artists: adopt the placeholder of the name, or merge it into the real artist.
         for r in select distinct on (p.id) p.id, c->>'uri' as real_uri, c->>'spotify_id' as sid,

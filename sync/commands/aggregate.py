@@ -6,7 +6,8 @@ import argparse
 import logging
 import time
 
-from sync import analytics, db
+from sync import db
+from sync.analytics import upkeep as analytics
 from sync.config import Settings
 from sync.names import alias
 from sync.store import users as user_store

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from sync import datadir, db
-from sync.config import Settings
+from sync import db
+from sync.config import Settings, datadir
 from sync.errors import UserError
 
 log = logging.getLogger(__name__)

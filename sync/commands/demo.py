@@ -16,15 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sync import db, demo
+from sync.analytics.terminal import load_stats, render_stats
 from sync.commands.report import default_name, write_report
 from sync.config import Settings
 from sync.errors import UserError
+from sync.history_import.files import find_sources
 from sync.history_import.importer import import_export
 from sync.history_import.parse import ParseOptions
-from sync.history_import.sources import find_sources
 from sync.job.transform import parse_items
 from sync.names import alias
-from sync.stats import load_stats, render_stats
 from sync.statuses import Outcome
 from sync.store import outcome
 from sync.store import users as user_store

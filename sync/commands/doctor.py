@@ -7,7 +7,7 @@ import os
 import sys
 
 from sync.config import Settings
-from sync.doctor import run_doctor
+from sync.doctor.checkup import run_doctor
 
 
 def cmd_doctor(args: argparse.Namespace, settings: Settings | None) -> int:

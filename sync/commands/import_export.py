@@ -11,11 +11,11 @@ import psycopg
 from sync import db
 from sync.config import Settings
 from sync.errors import UserError
+from sync.history_import.files import find_sources
 from sync.history_import.importer import import_export
 from sync.history_import.parse import ExportFormatError, ParseOptions
 from sync.history_import.progress import Progress
 from sync.history_import.report import report_lines
-from sync.history_import.sources import find_sources
 from sync.names import alias
 from sync.store import users as user_store
 

@@ -10,7 +10,7 @@ from sync.config import Settings
 from sync.errors import UserError
 from sync.job import tokens
 from sync.names import alias
-from sync.signin import LoginIO, login
+from sync.signin.flow import LoginIO, login
 
 
 def _database_label(settings: Settings) -> str:
@@ -69,7 +69,7 @@ def _show_ids(settings: Settings) -> bool:
 def cmd_link(who: str, settings: Settings, io: LoginIO) -> int:
     """`login --link USER|new`: print a sign-in link to open on any device."""
     from sync import db
-    from sync.signin_link import sign_in_link
+    from sync.signin.link import sign_in_link
     from sync.statuses import UserStatus
     from sync.store.users import resolve_user
 
@@ -107,7 +107,7 @@ def cmd_link(who: str, settings: Settings, io: LoginIO) -> int:
 
 def cmd_redirect_url(value: str, settings: Settings, io: LoginIO) -> int:
     """`login --redirect-url URL|-`: finish a sign-in link's sign-in from its landing address."""
-    from sync.signin_link import mask_address, redeem
+    from sync.signin.link import mask_address, redeem
 
     if value == "-":
         value = sys.stdin.readline()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from sync import db, schema
+from sync import db
 from sync.config import Settings
+from sync.db import schema
 from sync.text import plural
 
 log = logging.getLogger(__name__)

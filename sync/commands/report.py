@@ -18,12 +18,12 @@ from pathlib import Path
 import psycopg
 
 from sync import db
+from sync.analytics.listening import parse_period, pick_user
 from sync.config import Settings
 from sync.errors import UserError
-from sync.html_report import render_report
-from sync.listening import parse_period, pick_user
 from sync.names import alias
-from sync.report_data import load_report
+from sync.reports.data import load_report
+from sync.reports.html import render_report
 from sync.store import users as user_store
 from sync.store.users import UserRef
 

@@ -19,8 +19,10 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from sync import analytics, db
+from sync import db
+from sync.analytics import upkeep as analytics
 from sync.config import Settings
+from sync.config.urlcheck import transaction_pooler_problem
 from sync.control import RunControl
 from sync.errors import UserError
 from sync.job.pipeline import LEASE, STOP_SIGNALS, Context, Options, fair_order, run_sync
@@ -40,7 +42,6 @@ from sync.statuses import RunStatus, UserStatus
 from sync.store import runs
 from sync.store.runs import Candidate
 from sync.text import plural
-from sync.urlcheck import transaction_pooler_problem
 
 log = logging.getLogger(__name__)
 

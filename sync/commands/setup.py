@@ -17,11 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from sync import db, schema
+from sync import db
 from sync.commands.login import cmd_login
 from sync.config import DEFAULT_REDIRECT_URI, load_settings, url_password
-from sync.doctor import FAIL, Check, run_doctor
-from sync.doctor_users import check_users
+from sync.config.urlcheck import is_placeholder
+from sync.db import schema
+from sync.doctor.checkup import FAIL, Check, run_doctor
+from sync.doctor.users import check_users
 from sync.errors import UserError
 from sync.redact import Redactor
 from sync.setup.checks import (
@@ -35,10 +37,9 @@ from sync.setup.checks import (
 from sync.setup.envfile import ensure_ignored, write_env
 from sync.setup.github import GithubOptions, github_step
 from sync.setup.prompts import SetupIO, clean_value, confirm, need, secrets_out_of_environ
-from sync.signin import LoginIO
+from sync.signin.flow import LoginIO
 from sync.spotify.oauth import LoginFailed
 from sync.text import plural
-from sync.urlcheck import is_placeholder
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ import logging
 from datetime import datetime
 
 from sync import db
+from sync.analytics.listening import parse_period, pick_user
+from sync.analytics.terminal import load_stats, render_stats
 from sync.config import Settings
-from sync.listening import parse_period, pick_user
 from sync.names import alias
-from sync.stats import load_stats, render_stats
 
 log = logging.getLogger(__name__)
 

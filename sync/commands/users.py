@@ -9,7 +9,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TextIO
 
-from sync import analytics, db
+from sync import db
+from sync.analytics import upkeep as analytics
 from sync.config import Settings
 from sync.errors import UserError
 from sync.names import alias

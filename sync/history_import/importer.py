@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 import psycopg
 
+from sync.history_import.files import default_workers, parse_all
 from sync.history_import.load import Loader
 from sync.history_import.parse import (
     ACCOUNT,
@@ -19,7 +20,6 @@ from sync.history_import.parse import (
 )
 from sync.history_import.progress import Progress
 from sync.history_import.report import ImportResult
-from sync.history_import.sources import default_workers, parse_all
 from sync.store.sources import MATCH_TOLERANCE_MS
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg import sql
 
-from sync import analytics
+from sync.analytics import upkeep as analytics
 from sync.errors import UserError
 from sync.history_import.match import Staged, Stored, plan, reach_ms
 from sync.history_import.parse import (

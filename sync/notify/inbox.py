@@ -159,6 +159,6 @@ def notify_owner(
 
 
 def _link(settings: Settings, key: int, now: datetime) -> tuple[str, datetime]:
-    from sync.signin_link import sign_in_link
+    from sync.signin.link import sign_in_link
 
     return sign_in_link(settings, key, now)

@@ -15,7 +15,16 @@ import psycopg
 
 from sync import db
 from sync.config import Settings
-from sync.doctor import FAIL, OK, SKIP, WARN, Check, check_database, check_settings, check_spotify
+from sync.doctor.checkup import (
+    FAIL,
+    OK,
+    SKIP,
+    WARN,
+    Check,
+    check_database,
+    check_settings,
+    check_spotify,
+)
 
 log = logging.getLogger(__name__)
 

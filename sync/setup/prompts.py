@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
 
+from sync.config.urlcheck import unquote
 from sync.errors import UserError
 from sync.redact import Redactor
-from sync.urlcheck import unquote
 
 log = logging.getLogger(__name__)
 

@@ -38,9 +38,10 @@ from urllib.parse import urlparse
 
 import psycopg
 
-from sync import analytics, schema
+from sync.analytics import upkeep as analytics
 from sync.commands.stats import cmd_stats
 from sync.config import load_settings
+from sync.db import schema
 from sync.store.rows import AlbumRow, ArtistRow, Play, TrackRow
 from tests.pg import with_dbname
 from tests.store_support import store_plays

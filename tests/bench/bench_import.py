@@ -113,7 +113,7 @@ def child(argv: list[str], usage_path: str) -> int:
     from sync.cli import main
 
     if os.environ.get("BENCH_NO_ANALYTICS"):  # measure the import machinery alone
-        from sync import analytics
+        from sync.analytics import upkeep as analytics
 
         analytics.refresh_days = lambda *args, **kwargs: None
         analytics.rebuild = lambda *args, **kwargs: None

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import psycopg
 
-from sync import analytics, schema
+from sync.analytics import upkeep as analytics
 from sync.commands.report import cmd_report
 from sync.config import load_settings
+from sync.db import schema
 from tests.bench.bench_analytics import USER, admin_url, generate, machine_reference
 from tests.pg import with_dbname
 

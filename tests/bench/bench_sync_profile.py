@@ -49,7 +49,8 @@ def _timed(owner: object, name: str, label: str) -> None:
 
 
 def instrument() -> None:
-    from sync import db, schema
+    from sync import db
+    from sync.db import schema
     from sync.job import pipeline, tokens
     from sync.spotify import client as spotify
     from sync.store import outcome, runs, users

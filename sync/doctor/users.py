@@ -1,6 +1,6 @@
 """`doctor`'s checks of what is stored: each user's sign-in, and whether the schedule runs.
 
-Split from sync/doctor.py (settings, database, Spotify app, and running it all).
+Split from sync/doctor/checkup.py (settings, database, Spotify app, and running it all).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 
-from sync.checks import FAIL, OK, SKIP, WARN, Check
+from sync.doctor.check import FAIL, OK, SKIP, WARN, Check
 from sync.job import tokens
 from sync.names import alias
 from sync.spotify.oauth import SCOPES

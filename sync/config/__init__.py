@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from sync.datadir import expand
+from sync.config.datadir import expand
+from sync.config.urlcheck import database_url_problem, unquote
 from sync.errors import ConfigError
-from sync.urlcheck import database_url_problem, unquote
 
 DEFAULT_API_URL = "https://api.spotify.com/v1"
 DEFAULT_ACCOUNTS_URL = "https://accounts.spotify.com"

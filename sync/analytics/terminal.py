@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 
 import psycopg
 
-from sync.listening import TRACK_ARTISTS, Heading, Period, hour_weekday, load_heading
+from sync.analytics.listening import TRACK_ARTISTS, Heading, Period, hour_weekday, load_heading
 from sync.store.users import UserRef
 from sync.text import plural
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from sync import datadir, schema
-from sync.config import Settings, url_password
+from sync.config import Settings, datadir, url_password
+from sync.db import schema
 from sync.errors import ConfigError, UserError
 from sync.text import plural
 

@@ -12,7 +12,7 @@ import html
 from collections.abc import Iterable
 from datetime import date, timedelta
 
-from sync.stats import SHADES, WEEKDAYS, duration, shade
+from sync.analytics.terminal import SHADES, WEEKDAYS, duration, shade
 from sync.text import plural
 
 CELL, GAP = 11, 2  # calendar square and spacing, in SVG units

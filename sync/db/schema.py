@@ -28,12 +28,12 @@ from pathlib import Path
 import psycopg
 from psycopg import pq
 
-from sync import locks
+from sync.db import locks
 from sync.errors import UserError
 
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 REPEATABLE_DIR = "repeatable"  # under SQL_DIR
 MIN_SERVER_VERSION = 150000  # PostgreSQL 15: views use security_invoker
 LOCK_WAIT_SECONDS = 60.0  # how long a migrate waits for another one to finish

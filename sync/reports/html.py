@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from sync import html_charts
-from sync.html_charts import esc, plays_text
-from sync.report_data import IMAGE_PREFIX, TOP_SHOWN, Entry, ReportData
-from sync.stats import duration, estimated_note, listening_time, no_plays_text
+from sync.analytics.terminal import duration, estimated_note, listening_time, no_plays_text
+from sync.reports import charts as html_charts
+from sync.reports.charts import esc, plays_text
+from sync.reports.data import IMAGE_PREFIX, TOP_SHOWN, Entry, ReportData
 from sync.text import plural
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ Checks run in the order a set-up is built: settings, database (reachable, migrat
 row level security), the Spotify app's credentials, each user's sign-in, and whether
 the schedule is actually running. Doctor only reads: it applies no migration, refreshes
 no user token and writes nothing. Exit 1 when something blocks syncing, else 0.
-The checks of users and of the last run are in sync/doctor_users.py; Check in sync/checks.py.
+The checks of users and of the last run are in sync/doctor/users.py; Check in sync/doctor/check.py.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from urllib.parse import parse_qs, urlparse
 
 import psycopg
 
-from sync import db, schema
-from sync.checks import FAIL, OK, SKIP, WARN, Check
+from sync import db
 from sync.config import (
     DEFAULT_ACCOUNTS_URL,
     DEFAULT_API_URL,
@@ -27,13 +26,15 @@ from sync.config import (
     load_settings,
     url_password,
 )
-from sync.doctor_users import check_last_run, check_users
+from sync.config.urlcheck import database_url_problem, transaction_pooler_problem, unquote
+from sync.db import schema
+from sync.doctor.check import FAIL, OK, SKIP, WARN, Check
+from sync.doctor.users import check_last_run, check_users
 from sync.errors import UserError
 from sync.redact import Redactor
 from sync.spotify.client import InvalidClient, SpotifyClient, SpotifyError, TemporaryError
 from sync.spotify.oauth import parse_redirect_uri
 from sync.text import plural
-from sync.urlcheck import database_url_problem, transaction_pooler_problem, unquote
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 `load_report` runs a few small queries over per-day aggregates and all-time totals, so
 any period of a ten-year history loads in well under a second. Rendering is separate
-(sync/html_report.py) and pure.
+(sync/reports/html.py) and pure.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 
-from sync.listening import (
+from sync.analytics.listening import (
     TRACK_ARTISTS,
     Heading,
     Period,
@@ -22,7 +22,7 @@ from sync.listening import (
     previous_period,
     resolve_year,
 )
-from sync.stats import newest_day
+from sync.analytics.terminal import newest_day
 from sync.store.users import UserRef
 
 log = logging.getLogger(__name__)

@@ -277,7 +277,7 @@ def redeem(
     a signed-in account other than the user the link names.
     """
     from sync import db
-    from sync.signin import CodeRefused, _exchange, _profile_id, store_answer
+    from sync.signin.flow import CodeRefused, _exchange, _profile_id, store_answer
 
     settings.require_spotify_credentials()
     code, redirect_uri, state = _exchange_redirect(_clean(text))

@@ -1,0 +1,1 @@
+"""Listening analytics: upkeep of the aggregates, their reads, and `stats` in the terminal."""

@@ -1,0 +1,1 @@
+"""The HTML report: what it shows (data), its charts, and the page."""
