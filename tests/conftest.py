@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from tests.pg import PgCluster
+from tests.support.pg import PgCluster
 
 
 @pytest.fixture(scope="session")
@@ -68,10 +68,10 @@ def add_user(
 
 @pytest.fixture
 def spotify():
-    """Spotify's HTTP API mocked in-process with `responses` (see tests/sync_helpers.py)."""
+    """Spotify's HTTP API mocked in-process with `responses` (see tests/support/sync_helpers.py)."""
     import responses
 
-    from tests.sync_helpers import FakeSpotify
+    from tests.support.sync_helpers import FakeSpotify
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         yield FakeSpotify(rsps)
@@ -80,6 +80,6 @@ def spotify():
 @pytest.fixture
 def run(monkeypatch, capsys, tmp_path, db_url):
     """Runs `sync.cli.main([...])` in-process with a clean environment and injected time."""
-    from tests.sync_helpers import CliRunner
+    from tests.support.sync_helpers import CliRunner
 
     return CliRunner(monkeypatch, capsys, tmp_path, db_url)

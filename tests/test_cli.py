@@ -10,8 +10,8 @@ import pytest
 
 from sync.store import users as user_store
 from tests.conftest import add_user
-from tests.spotify_fakes import window
-from tests.sync_helpers import CliRunner
+from tests.support.spotify_fakes import window
+from tests.support.sync_helpers import CliRunner
 
 NEWEST = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 UNUSED_DB = "postgresql://postgres@127.0.0.1:1/unused"

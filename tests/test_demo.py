@@ -23,9 +23,9 @@ from sync.errors import UserError
 from sync.job.transform import parse_items
 from sync.store import notices, outcome
 from sync.store import runs as runs_store
+from tests.commands.test_users_remove import remove, rows_of_user
 from tests.conftest import add_user
-from tests.spotify_fakes import window
-from tests.test_users_remove import remove, rows_of_user
+from tests.support.spotify_fakes import window
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 30, 19, 30, tzinfo=UTC)
@@ -215,7 +215,7 @@ def test_demo_refuses_a_database_url_without_yes(run, conn):
 
 
 def test_the_refusal_names_the_host_and_never_the_password(monkeypatch, capsys, tmp_path):
-    from tests.sync_helpers import CliRunner
+    from tests.support.sync_helpers import CliRunner
 
     url = "postgresql://owner:s3cret-pw-1234@db.example.test:6000/postgres"
     result = CliRunner(monkeypatch, capsys, tmp_path, url)("demo")  # refused before connecting

@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse, urlunparse
 
 from sync.redact import RedactingFilter, Redactor
-from tests import standin as standin_module
 from tests.conftest import add_user
-from tests.spotify_fakes import window
-from tests.standin import Standin
-from tests.sync_helpers import CLIENT_SECRET, CliRunner
-from tests.test_e2e_subprocess import run_cli
+from tests.support import standin as standin_module
+from tests.support.spotify_fakes import window
+from tests.support.standin import Standin
+from tests.support.sync_helpers import CLIENT_SECRET, CliRunner
+from tests.system.test_e2e_subprocess import run_cli
 
 NEWEST = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DB_PASSWORD = "Db-Pa55word-9f8e7d"

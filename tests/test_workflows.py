@@ -190,7 +190,7 @@ def test_sync_runs_the_job_with_the_dispatch_inputs():
 
 def test_sync_step_execs_the_sync_so_it_hears_the_runners_signals():
     """On a cancel the runner signals only the step's bash; a child of it would hear nothing
-    (tests/test_runner_cancel.py runs this script and cancels it the runner's way)."""
+    (tests/system/test_runner_cancel.py runs this script and cancels it the runner's way)."""
     lines = [line.strip() for line in sync_script().strip().splitlines()]
     assert lines[-1] == 'exec python -m sync "${args[@]}"'
     assert not any("python -m sync" in line for line in lines[:-1])

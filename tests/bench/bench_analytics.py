@@ -43,8 +43,8 @@ from sync.commands.stats import cmd_stats
 from sync.config import load_settings
 from sync.db import schema
 from sync.store.rows import AlbumRow, ArtistRow, Play, TrackRow
-from tests.pg import with_dbname
-from tests.store_support import store_plays
+from tests.support.pg import with_dbname
+from tests.support.store import store_plays
 
 ROOT = Path(__file__).resolve().parents[2]
 DB_NAME = "shs_bench_analytics"
@@ -494,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check_equal(conn: psycopg.Connection, key: int) -> bool:
     """Incrementally kept tables against a rebuild in a rolled-back transaction."""
-    from tests.analytics_support import snapshot
+    from tests.support.analytics import snapshot
 
     before = snapshot(conn, [key])
     with conn.transaction() as tx:

@@ -204,7 +204,7 @@ def main() -> int:
 
     import psycopg
 
-    from tests.pg import PgCluster
+    from tests.support.pg import PgCluster
 
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="shs-bench-")) / "x"
     folder.mkdir(parents=True, exist_ok=True)

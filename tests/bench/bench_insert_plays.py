@@ -34,8 +34,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from sync.store.rows import AlbumRow, ArtistRow, Play, TrackRow
-from tests.pg import PgCluster
-from tests.store_support import store_plays
+from tests.support.pg import PgCluster
+from tests.support.store import store_plays
 
 START = datetime(2017, 1, 1, tzinfo=UTC)
 STEP = timedelta(minutes=3, seconds=30)

@@ -30,7 +30,7 @@ from sync.commands.report import cmd_report
 from sync.config import load_settings
 from sync.db import schema
 from tests.bench.bench_analytics import USER, admin_url, generate, machine_reference
-from tests.pg import with_dbname
+from tests.support.pg import with_dbname
 
 DB_NAME = "shs_bench_report"
 

@@ -1,6 +1,6 @@
 """Database round trips of `python -m sync run`, and its wall time with a remote database.
 
-A TCP proxy (tests/pgproxy.py) sits between the run and Postgres: it counts round trips
+A TCP proxy (tests/support/pgproxy.py) sits between the run and Postgres: it counts round trips
 per connection and can delay every server reply, which models a database 20-80 ms away.
 The run is the real command as a subprocess against the local stand-in Spotify, so the
 script measures any checkout: `--code DIR` runs the `sync` package of DIR (for example an
@@ -35,10 +35,10 @@ from pathlib import Path
 import psycopg
 
 from tests.conftest import add_user
-from tests.pg import PgCluster, with_dbname
-from tests.pgproxy import PgProxy
-from tests.spotify_fakes import window
-from tests.standin import Standin, StandinState
+from tests.support.pg import PgCluster, with_dbname
+from tests.support.pgproxy import PgProxy
+from tests.support.spotify_fakes import window
+from tests.support.standin import Standin, StandinState
 
 ROOT = Path(__file__).resolve().parents[2]
 NEW_PLAYS = 10

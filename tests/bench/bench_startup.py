@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.pg import PgCluster
+from tests.support.pg import PgCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -27,9 +27,9 @@ from pathlib import Path
 import psycopg
 
 from tests.conftest import add_user
-from tests.pg import PgCluster
-from tests.spotify_fakes import window
-from tests.standin import Standin, StandinState
+from tests.support.pg import PgCluster
+from tests.support.spotify_fakes import window
+from tests.support.standin import Standin, StandinState
 
 ROOT = Path(__file__).resolve().parents[2]
 BUDGET_BYTES_PER_PLAY = 150

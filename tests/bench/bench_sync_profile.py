@@ -23,8 +23,8 @@ from collections.abc import Callable
 import psycopg
 
 from tests.bench.bench_sync import cli_env, seed
-from tests.pg import PgCluster
-from tests.standin import Standin, StandinState
+from tests.support.pg import PgCluster
+from tests.support.standin import Standin, StandinState
 
 _totals: defaultdict[str, float] = defaultdict(float)
 _calls: Counter[str] = Counter()

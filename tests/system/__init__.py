@@ -1,0 +1,1 @@
+"""System tests: whole runs, the runner's signals, many hours, browsers (slow)."""

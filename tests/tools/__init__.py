@@ -1,0 +1,1 @@
+"""Scripts that generate docs from the tests' stand-ins (run with python -m)."""
