@@ -8,6 +8,16 @@ import pytest
 
 from tests.support.pg import PgCluster
 
+# Slow system tests (whole runs, the runner's signals, many hours, browsers, upgrades from
+# every commit): `python -m pytest -q -m "not slow"` leaves them out; .ci/run runs all.
+SLOW = ("tests/system/", "tests/db/test_schema_upgrade.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:

@@ -85,3 +85,20 @@ def test_long_modules_say_why_at_their_top():
             if "400" not in doc:
                 long.append(path.name)
     assert long == []
+
+
+def test_system_tests_are_marked_slow_and_others_are_not(request):
+    items = request.session.items
+    system = [i for i in items if i.nodeid.startswith("tests/system/")]
+    if not system:  # a run of a subset: nothing to compare
+        return
+    assert all(i.get_closest_marker("slow") for i in system)
+    assert not request.node.get_closest_marker("slow")
+
+
+def test_tests_mirror_the_package():
+    tests = SYNC.parent / "tests"
+    folders = {p.name for p in tests.iterdir() if (p / "__init__.py").exists()}
+    packages = {p.name for p in SYNC.iterdir() if (p / "__init__.py").exists()}
+    assert folders - packages <= {"support", "tools", "system", "bench"}
+    assert list(tests.glob("*_support.py")) == [] and list(tests.glob("*fake*.py")) == []
