@@ -197,7 +197,8 @@ def _describe(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, psycopg.Error):
         first = (str(exc).strip().splitlines() or [""])[0]
         return type(exc).__name__, f"database error: {first}"[:300]
-    return type(exc).__name__, (str(exc) or type(exc).__name__)[:300]
+    name = getattr(exc, "recorded_as", None) or type(exc).__name__
+    return name, (str(exc) or type(exc).__name__)[:300]
 
 
 def _connection_lost(conn: psycopg.Connection | None, exc: BaseException) -> bool:
@@ -312,7 +313,7 @@ def run_sync(
             except Forbidden as exc:
                 res.error_class, res.error = _describe(exc)
                 if user.last_outcome in (Outcome.REFUSED, Outcome.FAILED) and (
-                    user.last_error_class == "Forbidden"
+                    user.last_error_class == Forbidden.recorded_as
                 ):
                     res.status = Outcome.REFUSED  # known: a warning, not an hourly e-mail
                     res.warn(WarningCode.NOT_ALLOWED, res.error)

@@ -59,6 +59,9 @@ class SpotifyError(Exception):
     """Any failure talking to Spotify. `temporary` errors may succeed on a later run."""
 
     temporary = False
+    # What a run stores as the error's class (sync_run_users.error_class) when the next run
+    # decides from it; a stable value, so that renaming a class changes no behaviour.
+    recorded_as: str | None = None
 
     def __init__(self, message: str, status: int | None = None, code: str | None = None):
         super().__init__(message)
@@ -108,6 +111,8 @@ PREMIUM_ADVICE = (
 
 class Forbidden(SpotifyError):
     """403: missing scope, or the user is not allow-listed on a development-mode app."""
+
+    recorded_as = "Forbidden"  # the next run's 403 is then a known refusal, a warning
 
 
 @dataclass(frozen=True)

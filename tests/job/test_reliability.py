@@ -409,3 +409,14 @@ def test_candidates_carry_no_tokens():
     assert not {"refresh_token", "access_token"} & fields
     user = user_store.User(1, "x", "refresh-secret", "access-secret", None, None, NEWEST, "a", None)
     assert "secret" not in repr(user) and "secret" not in repr(replace(user, scope="s"))
+
+
+def test_a_known_refusal_is_decided_from_the_typed_error_not_its_class_name():
+    from sync.job.pipeline import _describe
+    from sync.spotify.client import Forbidden
+
+    class NotAllowListed(Forbidden):  # a renamed or narrower 403 is still the same refusal
+        pass
+
+    assert _describe(NotAllowListed("User not registered"))[0] == Forbidden.recorded_as
+    assert _describe(ValueError("x"))[0] == "ValueError"
