@@ -102,3 +102,8 @@ def test_tests_mirror_the_package():
     packages = {p.name for p in SYNC.iterdir() if (p / "__init__.py").exists()}
     assert folders - packages <= {"support", "tools", "system", "bench"}
     assert list(tests.glob("*_support.py")) == [] and list(tests.glob("*fake*.py")) == []
+
+
+def test_at_most_twelve_modules_at_the_top_of_the_package():
+    top = sorted(p.name for p in SYNC.glob("*.py"))
+    assert len(top) <= 12, top
