@@ -107,3 +107,13 @@ def test_tests_mirror_the_package():
 def test_at_most_twelve_modules_at_the_top_of_the_package():
     top = sorted(p.name for p in SYNC.glob("*.py"))
     assert len(top) <= 12, top
+
+
+def test_the_lease_length_has_one_home():
+    from sync.job import pipeline
+    from sync.store import outcome, users
+
+    homes = [p for p in SYNC.rglob("*.py") if "timedelta(minutes=15)" in p.read_text()]
+    assert homes == [SYNC / "store" / "users.py"]
+    assert pipeline.LEASE is users.LEASE
+    assert outcome.save.__defaults__[-1] is users.LEASE

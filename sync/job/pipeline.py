@@ -45,7 +45,7 @@ from sync.store.runs import Candidate
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # sync.commands.run handles them
-LEASE = timedelta(minutes=15)  # how long a claim on a user lasts if its run dies
+LEASE = user_store.LEASE  # one home: store/users.py, beside the claim
 LOCKED_WARNING_AFTER = timedelta(hours=3)  # a user held by another run this long: a warning
 LOCK_TIMEOUT = "15s"  # longest wait for a table or row lock (an import, maintenance)
 STATEMENT_TIMEOUT = "5min"  # longest any one statement of the job may run

@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 from sync.store.plays import track_json
 from sync.store.rows import Play
 from sync.store.sources import MATCH_TOLERANCE_MS
+from sync.store.users import LEASE
 
 
 def save(
@@ -26,7 +27,7 @@ def save(
     run_id: int | None,
     result: dict,
     plays: Sequence[Play] = (),
-    alive_for: timedelta = timedelta(minutes=15),
+    alive_for: timedelta = LEASE,
 ) -> list[datetime]:
     """Write the user's outcome; return the played_at of each play that was new.
 

@@ -79,6 +79,9 @@ class Claim:
 RECENT_PLAYS = 50
 
 
+LEASE = timedelta(minutes=15)  # how long a claim on a user lasts if its holder dies
+
+
 def claim(conn: psycopg.Connection, key: int, holder: int, lease: timedelta) -> Claim:
     """Take the user for `holder` until now + lease, and read its state: one round trip.
 
