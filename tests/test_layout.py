@@ -117,3 +117,12 @@ def test_the_lease_length_has_one_home():
     assert homes == [SYNC / "store" / "users.py"]
     assert pipeline.LEASE is users.LEASE
     assert outcome.save.__defaults__[-1] is users.LEASE
+
+
+def test_the_refresh_token_lifetime_has_one_home():
+    code = [p for p in SYNC.rglob("*.py") if "interval '6 months'" in p.read_text()]
+    assert code == []
+    from sync.job import tokens
+    from sync.store import users
+
+    assert tokens.REFRESH_TOKEN_LIFETIME_MONTHS is users.REFRESH_TOKEN_LIFETIME_MONTHS

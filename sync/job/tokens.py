@@ -12,13 +12,12 @@ import psycopg
 from sync.spotify.client import InvalidGrant, SpotifyClient, TokenResponse
 from sync.statuses import UserStatus
 from sync.store import users as user_store
-from sync.store.users import User
+from sync.store.users import REFRESH_TOKEN_LIFETIME_MONTHS, User
 from sync.text import plural
 
 log = logging.getLogger(__name__)
 
 LEEWAY = timedelta(seconds=60)
-REFRESH_TOKEN_LIFETIME_MONTHS = 6
 EXPIRY_WARNING_DAYS = (30, 7)
 
 

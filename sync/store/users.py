@@ -79,6 +79,9 @@ class Claim:
 RECENT_PLAYS = 50
 
 
+# Spotify ends a sign-in this many calendar months after it was given; refreshing does not
+# extend it. The job's expiry warnings and `users`' token column both count from it.
+REFRESH_TOKEN_LIFETIME_MONTHS = 6
 LEASE = timedelta(minutes=15)  # how long a claim on a user lasts if its holder dies
 
 
@@ -230,9 +233,10 @@ def user_overview(conn: psycopg.Connection) -> list[tuple]:
                   (select max(r.finished_at) from sync_run_users r
                     where r.user_id = u.id and r.status = 'ok'),
                   (select count(*) from listening_history h where h.user_id = u.id),
-                  u.authorized_at + interval '6 months',
+                  u.authorized_at + make_interval(months => %s),
                   u.access_token_expires_at
-             from user_tokens u order by u.id"""
+             from user_tokens u order by u.id""",
+        (REFRESH_TOKEN_LIFETIME_MONTHS,),
     ).fetchall()
 
 
