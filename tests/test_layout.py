@@ -126,3 +126,11 @@ def test_the_refresh_token_lifetime_has_one_home():
     from sync.store import users
 
     assert tokens.REFRESH_TOKEN_LIFETIME_MONTHS is users.REFRESH_TOKEN_LIFETIME_MONTHS
+
+
+def test_stand_in_servers_never_block_in_accept():
+    from tests.support.github_standin import GitHubStandin
+    from tests.support.standin import Standin
+
+    with Standin() as spotify, GitHubStandin() as github:
+        assert spotify._server.socket.gettimeout() and github.server.socket.gettimeout()

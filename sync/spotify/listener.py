@@ -24,6 +24,9 @@ _PAGE = (
 )
 
 
+ACCEPT_TIMEOUT = 0.5
+
+
 class _CallbackHandler(BaseHTTPRequestHandler):
     server: _CallbackServer
     timeout = 10  # a browser's idle pre-connection must not block the one-shot server
@@ -85,6 +88,9 @@ class CallbackListener:
             ) from None
         self.server.path = redirect.path
         self.server.state = state
+        # select() may say a connection waits that is gone by accept(): without a timeout
+        # accept() would then block past the deadline (socketserver returns on the timeout)
+        self.server.socket.settimeout(ACCEPT_TIMEOUT)
 
     def wait(self, timeout: float, clock: Callable[[], float], poll: float = 0.5) -> str:
         """Serve requests until the callback came or `timeout` seconds passed."""

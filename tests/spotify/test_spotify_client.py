@@ -213,3 +213,14 @@ def test_refresh_without_new_refresh_token_reports_none(rsps):
     client = make_client(FakeTime())
     rsps.post(TOKEN_URL, json={"access_token": "acc-1", "expires_in": 3600})
     assert client.refresh("refresh-1").refresh_token is None
+
+
+def test_the_sign_in_listener_never_blocks_in_accept_past_its_deadline():
+    from sync.spotify.listener import CallbackListener
+    from sync.spotify.oauth import parse_redirect_uri
+
+    listener = CallbackListener(parse_redirect_uri("http://127.0.0.1:0/callback"), "state")
+    try:  # select() may report a connection that is gone by accept(): a bounded accept
+        assert 0 < listener.server.socket.gettimeout() <= 1
+    finally:
+        listener.close()

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
+from tests.support.standin import ACCEPT_TIMEOUT
+
 REPO = "someone/spotify-history"
 TOKEN = "ghs_standin_token_0123456789"
 
@@ -109,6 +111,7 @@ class GitHubStandin:
     def __init__(self) -> None:
         self.state = GitHubState()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state))
+        self.server.socket.settimeout(ACCEPT_TIMEOUT)  # see tests/support/standin.py
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

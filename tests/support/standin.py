@@ -195,6 +195,12 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(404, {"error": {"status": 404, "message": "not found"}})
 
 
+# serve_forever waits in select(), then accept(); a connection that went away in between
+# left accept() blocked, and shutdown() waited for it forever (seen in CI: a 120 s timeout
+# in a fixture's teardown). With a timeout accept() gives up, and the loop sees shutdown.
+ACCEPT_TIMEOUT = 0.5
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     # socketserver's default backlog of 5 dropped connections that 16 workers opened at
@@ -210,6 +216,7 @@ class Standin:
         self.state = state or StandinState()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.state = self.state
+        self._server.socket.settimeout(ACCEPT_TIMEOUT)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
