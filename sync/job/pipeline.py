@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from sync.control import RunControl, Stopped
+from sync.db.reconnect import connection_lost, once_more_on_new
 from sync.job import tokens
 from sync.job.fetch import fetch_window
 from sync.job.results import RunResult, UserResult
@@ -201,12 +202,6 @@ def _describe(exc: BaseException) -> tuple[str, str]:
     return name, (str(exc) or type(exc).__name__)[:300]
 
 
-def _connection_lost(conn: psycopg.Connection | None, exc: BaseException) -> bool:
-    return isinstance(exc, psycopg.OperationalError) and (
-        conn is None or conn.closed or conn.broken
-    )
-
-
 class _Connections:
     """One database connection per worker thread; a broken one is replaced on demand."""
 
@@ -320,7 +315,7 @@ def run_sync(
                 else:
                     res.status = Outcome.FAILED
             except Exception as exc:  # anything else fails this user only, never the others
-                if _connection_lost(conn, exc) and try_no == 1:
+                if connection_lost(conn, exc) and try_no == 1:
                     log.warning("%s: database connection lost; retrying with a new one",
                                 ctx.name(user.key, user.user_id))  # fmt: skip
                     continue
@@ -375,13 +370,7 @@ def _leave_signals_to_main() -> None:
 
 def _record_failure(conns: _Connections, run_id: int | None, holder: int, res: UserResult) -> None:
     """Record a user that did not finish normally and release its claim; never raises."""
-    for _ in range(2):
-        conn = None
-        try:
-            conn = conns.get()
-            _finish(conn, run_id, holder, res)
-            return
-        except psycopg.Error as exc:
-            if not _connection_lost(conn, exc):
-                break
-    log.warning("could not record the result of user %s", res.key)
+    try:
+        once_more_on_new(lambda conn: _finish(conn, run_id, holder, res), conns.get)
+    except psycopg.Error:
+        log.warning("could not record the result of user %s", res.key)
