@@ -115,6 +115,7 @@ def test_the_lease_length_has_one_home():
 
     homes = [p for p in SYNC.rglob("*.py") if "timedelta(minutes=15)" in p.read_text()]
     assert homes == [SYNC / "store" / "users.py"]
+    assert [p for p in SYNC.rglob("*.py") if "15 minutes" in p.read_text()] == []  # texts too
     assert pipeline.LEASE is users.LEASE
     assert outcome.save.__defaults__[-1] is users.LEASE
 

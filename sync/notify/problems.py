@@ -19,6 +19,7 @@ from sync.job.results import RunResult, UserResult
 from sync.job.tokens import refresh_token_expires_at
 from sync.names import alias
 from sync.statuses import AppProblem, Outcome, UserStatus, WarningCode
+from sync.store.users import LEASE
 
 SIGN_IN_NOTICE = timedelta(days=14)  # open the sign-in issue this long before the end
 GAP_RUNS = 24  # look at a user's last this many synced runs ...
@@ -199,10 +200,15 @@ def _held(out: Desired, u: UserFacts, name: str, res: UserResult | None) -> None
             f"{name} is held by a run that does not finish",
             _body(key, f"{name} has not been synced for hours: another run keeps its claim. "
                   "Look under Actions for a run that is still going (or a sync on another "
-                  "machine) and stop it; a dead run's claim ends 15 minutes after it died."),
+                  f"machine) and stop it; a dead run's claim ends {_minutes(LEASE)} minutes after "
+                  "it died."),
         )  # fmt: skip
     elif res is None or res.status != Outcome.OK:
         out.unknown.add(key)
+
+
+def _minutes(length: timedelta) -> int:
+    return int(length.total_seconds() // 60)
 
 
 def _schedule(out: Desired, now: datetime, days_since_activity: float | None) -> None:
