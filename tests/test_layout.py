@@ -123,6 +123,7 @@ def test_the_lease_length_has_one_home():
 
     homes = [p for p in SYNC.rglob("*.py") if "timedelta(minutes=15)" in p.read_text()]
     assert homes == [SYNC / "store" / "users.py"]
+    assert [p for p in SYNC.rglob("*.py") if "15 minutes" in p.read_text()] == []  # texts too
     assert pipeline.LEASE is users.LEASE
     assert outcome.save.__defaults__[-1] is users.LEASE
 
@@ -143,3 +144,23 @@ def test_stand_in_servers_never_block_in_accept():
     with Standin() as spotify, GitHubStandin() as github:
         assert returns_without_a_connection(spotify._server)
         assert returns_without_a_connection(github.server)
+
+
+# Still over 60 lines and being split (issue 17); no other function may join them.
+LONG_FUNCTIONS_LEFT = {
+    "cli.py:build_parser",
+    "commands/run.py:cmd_run",
+    "history_import/match.py:plan",
+    "history_import/parse.py:_extended",
+}
+
+
+def test_no_function_over_60_lines():
+    long = {
+        f"{path.relative_to(SYNC)}:{node.name}"
+        for path in SYNC.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > 60
+    }
+    assert long <= LONG_FUNCTIONS_LEFT
