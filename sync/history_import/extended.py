@@ -57,12 +57,10 @@ def _video_skips(name: str, entries: list, options: ParseOptions, parsed: Parsed
 def _extended(name: str, entries: list, options: ParseOptions, parsed: ParsedFile) -> None:
     """Extended streaming history rows. Hot loop (a million entries an import): keep it lean."""
     rows = _Rows(parsed, same_if_ms_differs=True)
-    by_ref = rows.by_ref
-    seen_at = rows.at
-    skipped = parsed.skipped
-    min_ms = options.min_ms
-    podcasts = options.include_podcasts
+    by_ref, seen_at, skipped = rows.by_ref, rows.at, parsed.skipped
+    min_ms, podcasts = options.min_ms, options.include_podcasts
     fromiso = datetime.fromisoformat
+    names = ()  # (track, artist, album) of the last episode or URI-less row
     ts_ms, offsets, texts, mss, refs = (parsed.ts_ms, parsed.offset_ms, parsed.at_text,
                                         parsed.ms, parsed.ref_idx)  # fmt: skip
     for index, e in enumerate(entries):
@@ -99,18 +97,11 @@ def _extended(name: str, entries: list, options: ParseOptions, parsed: ParsedFil
             skipped[SKIP_SHORT] += 1
             continue
         if kind != KIND_TRACK:
-            uri, kind, track, artist, album = _other_extended(e, kind)
+            uri, kind, *names = _other_extended(e, kind)
         ri = by_ref.get(uri)
-        if ri is None:
-            if kind == KIND_TRACK:
-                uri = str(uri)
-                track = e.get("master_metadata_track_name")
-                artist = e.get("master_metadata_album_artist_name")
-                album = e.get("master_metadata_album_album_name")
-            ri = rows.ref(uri, kind, track, artist, album)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        at = round(moment.timestamp() * 1000)
+        if ri is None:  # once per distinct track of the file
+            ri = _new_ref(rows, e, uri, kind, names)
+        at = round((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
         first = seen_at.get(at)
         if first is not None:
             rows.shared(at, ts, ms, ri, first)
@@ -121,6 +112,16 @@ def _extended(name: str, entries: list, options: ParseOptions, parsed: ParsedFil
         texts.append(ts if len(ts) == 20 and ts[19] == "Z" else ms_text(at))
         mss.append(ms)
         refs.append(ri)
+
+
+def _new_ref(rows: _Rows, e: dict, uri: object, kind: int, names: list) -> int:
+    """Record a ref the file has not named before: a track's names come from its entry."""
+    if kind == KIND_TRACK:
+        track = e.get("master_metadata_track_name")
+        artist = e.get("master_metadata_album_artist_name")
+        album = e.get("master_metadata_album_album_name")
+        return rows.ref(str(uri), kind, track, artist, album)
+    return rows.ref(uri, kind, *names)
 
 
 def _other_extended(e: dict, kind: int) -> tuple:
