@@ -7,8 +7,6 @@ from sync.history_import.staged import (
     EPISODE_LIKE_MS,
     KIND_NAMED_EPISODE,
     KIND_NAMED_TRACK,
-    PLACEHOLDER_EPISODE,
-    PLACEHOLDER_TRACK,
     SKIP_EXCLUDED,
     SKIP_NO_TRACK,
     SKIP_PODCAST,
@@ -17,12 +15,12 @@ from sync.history_import.staged import (
     ParsedFile,
     ParseOptions,
     _bad_time,
-    _cut,
     _ms,
     _Rows,
     ms_text,
     parse_time,
 )
+from sync.store.catalogue import placeholder
 
 
 def _account(
@@ -52,13 +50,13 @@ def _account(
             album = e.get("podcastName")
             artist = None
             kind = KIND_NAMED_EPISODE
-            ref = f"{PLACEHOLDER_EPISODE}{_cut(album)}:{_cut(track)}"
+            ref = placeholder("episode", album, track)
         else:
             track = e.get("trackName")
             artist = e.get("artistName")
             album = None
             kind = KIND_NAMED_TRACK
-            ref = f"{PLACEHOLDER_TRACK}{_cut(artist)}:{_cut(track)}"
+            ref = placeholder("track", artist, track)
         if not track:
             skipped[SKIP_NO_TRACK] += 1
             continue

@@ -10,8 +10,6 @@ from sync.history_import.staged import (
     KIND_NAMED_EPISODE,
     KIND_NAMED_TRACK,
     KIND_TRACK,
-    PLACEHOLDER_EPISODE,
-    PLACEHOLDER_TRACK,
     SKIP_AUDIOBOOK,
     SKIP_INCOGNITO,
     SKIP_NO_TRACK,
@@ -22,11 +20,11 @@ from sync.history_import.staged import (
     ParsedFile,
     ParseOptions,
     _bad_time,
-    _cut,
     _ms,
     _Rows,
     ms_text,
 )
+from sync.store.catalogue import placeholder
 
 
 def _is_episode(e: dict) -> bool:
@@ -133,7 +131,7 @@ def _other_extended(e: dict, kind: int) -> tuple:
         if uri:
             return str(uri), KIND_EPISODE, track, None, album
         return (
-            f"{PLACEHOLDER_EPISODE}{_cut(album)}:{_cut(track)}",
+            placeholder("episode", album, track),
             KIND_NAMED_EPISODE,
             track,
             None,
@@ -143,7 +141,7 @@ def _other_extended(e: dict, kind: int) -> tuple:
     artist = e.get("master_metadata_album_artist_name")
     album = e.get("master_metadata_album_album_name")
     return (
-        f"{PLACEHOLDER_TRACK}{_cut(artist)}:{_cut(track)}",
+        placeholder("track", artist, track),
         KIND_NAMED_TRACK,
         track,
         artist,

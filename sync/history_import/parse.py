@@ -33,12 +33,6 @@ from sync.history_import.staged import (
     KIND_NAMED_EPISODE,
     KIND_NAMED_TRACK,
     KIND_TRACK,
-    NAME_IN_URI_MAX,
-    PLACEHOLDER_ALBUM,
-    PLACEHOLDER_ARTIST,
-    PLACEHOLDER_EPISODE,
-    PLACEHOLDER_SHOW,
-    PLACEHOLDER_TRACK,
     SKIP_AUDIOBOOK,
     SKIP_DUPLICATE,
     SKIP_EXCLUDED,
@@ -58,12 +52,11 @@ from sync.history_import.staged import (
 from sync.store.sources import SOURCE_ACCOUNT, SOURCE_EXTENDED
 
 # What the rest of the import (and its tests) take from here: the file-level names below
-# and the shared ones of staged.py.
+# and the shared ones of staged.py (placeholder URIs: sync/store/catalogue.py).
 __all__ = [
     "ACCOUNT", "ACCOUNT_PODCAST", "DEFAULT_MIN_MS", "EPISODE_LIKE_MS", "EXTENDED",
     "EXTENDED_VIDEO", "KIND_EPISODE", "KIND_NAMED_EPISODE", "KIND_NAMED_TRACK", "KIND_TRACK",
-    "NAME_IN_URI_MAX", "PLACEHOLDER_ALBUM", "PLACEHOLDER_ARTIST", "PLACEHOLDER_EPISODE",
-    "PLACEHOLDER_SHOW", "PLACEHOLDER_TRACK", "SKIP_AUDIOBOOK", "SKIP_DUPLICATE", "SKIP_EXCLUDED",
+    "SKIP_AUDIOBOOK", "SKIP_DUPLICATE", "SKIP_EXCLUDED",
     "SKIP_INCOGNITO", "SKIP_NO_SLOT", "SKIP_NO_TRACK", "SKIP_PODCAST", "SKIP_REASONS",
     "SKIP_SHORT", "SKIP_VIDEO", "SOURCE_OF_KIND", "ExportFormatError", "ParsedFile",
     "ParseOptions", "SourceRef", "classify", "load_entries", "ms_text", "parse_file",

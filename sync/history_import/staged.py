@@ -18,13 +18,8 @@ KIND_NAMED_TRACK = 1  # only names: account data, or an extended row without URI
 KIND_EPISODE = 2  # podcast episode with a spotify:episode: URI (only with include_podcasts)
 KIND_NAMED_EPISODE = 3  # account-data podcast row: show and episode names only
 
-# Placeholder URIs for things the export names but does not identify.
-PLACEHOLDER_TRACK = "spotify:export:"  # + artist + ":" + track
-PLACEHOLDER_EPISODE = "spotify:export-episode:"  # + show + ":" + episode
-PLACEHOLDER_ARTIST = "spotify:export-artist:"  # + artist name
-PLACEHOLDER_ALBUM = "spotify:export-album:"  # + artist + ":" + album
-PLACEHOLDER_SHOW = "spotify:export-show:"  # + show name (stored as the episode's album)
-NAME_IN_URI_MAX = 300  # characters of a name kept in a placeholder URI (btree entries are bounded)
+# Placeholder URIs for things the export names but does not identify: their one home is
+# sync/store/catalogue.py.
 
 # Skip reasons, in the order they are tested: an entry counts under the first that fits.
 SKIP_PODCAST = "podcast"
@@ -100,14 +95,6 @@ class ExportFormatError(ValueError):
 
 
 # -- values -------------------------------------------------------------------------------
-def _cut(value: object) -> str:
-    """A name as part of a placeholder URI: bounded, so the URI fits the unique index."""
-    if value is None:
-        return ""
-    text = value if type(value) is str else str(value)
-    return text[:NAME_IN_URI_MAX]
-
-
 def _name(value: object) -> str | None:
     if value is None or type(value) is str:
         return value or None
