@@ -4,6 +4,7 @@ one line."""
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -25,6 +26,35 @@ def _plays(conn, key: int) -> list[tuple]:
         "select played_at, ms_played, source from listening_history where user_id = %s order by 1",
         (key,),
     ).fetchall()
+
+
+def _round_trips(conn: psycopg.Connection, action) -> int:
+    """Round trips during action(), from libpq's protocol trace (each ends with the server's
+    ReadyForQuery): what the wire saw, nothing mocked."""
+    with tempfile.TemporaryFile() as trace:
+        conn.pgconn.trace(trace.fileno())
+        conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            action()
+        finally:
+            conn.pgconn.untrace()
+        trace.seek(0)
+        lines = trace.read().decode(errors="replace").splitlines()
+    return sum(1 for line in lines if line.startswith("B") and "ReadyForQuery" in line)
+
+
+def test_a_file_s_tracks_are_resolved_in_two_round_trips_however_many(db_url):
+    refs = [(f"spotify:track:t{n:020d}", 0, f"Song {n}", f"Artist {n % 7}", f"Album {n % 3}")
+            for n in range(300)] + [
+           (f"spotify:export:Artist {n}:Song {n}", 1, f"Song {n}", f"Artist {n}", None)
+            for n in range(200)]  # fmt: skip
+    with psycopg.connect(db_url, prepare_threshold=None) as conn, conn.transaction():
+        conn.execute("select catalogue_import_stage()")
+        got: dict[str, int] = {}
+        assert _round_trips(conn, lambda: got.update(store.resolve_tracks(conn, refs, False))) == 2
+        assert sorted(got) == sorted(r[0] for r in refs)
+        assert _round_trips(conn, lambda: store.resolve_tracks(conn, refs[:1], False)) == 2
+        assert conn.execute("select count(*) from tracks").fetchone()[0] == 500
 
 
 def test_merge_fills_api_plays_and_deletes_replaced_ones(conn):
