@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 # Plays shorter than this are not plays: the Web API does not report them either.
 DEFAULT_MIN_MS = 30_000
 
-# Kinds of staged rows (the `kind` column of the staging table).
+# Kinds of staged rows (the `kind` column of the staging table, which
+# catalogue_import_tracks in sql/repeatable/25_import.sql reads by these numbers;
+# tests/history_import/test_same_song.py sends it every kind the parser makes).
 KIND_TRACK = 0  # has a spotify:track: (or other) URI
 KIND_NAMED_TRACK = 1  # only names: account data, or an extended row without URI
 KIND_EPISODE = 2  # podcast episode with a spotify:episode: URI (only with include_podcasts)
