@@ -162,3 +162,17 @@ def test_no_function_over_60_lines():
         and node.end_lineno - node.lineno + 1 > 60
     }
     assert long <= LONG_FUNCTIONS_LEFT
+
+
+def test_the_import_sends_its_statements_through_store():
+    """history_import/ parses and plans; what it writes or reads goes through
+    store/imports.py (the set logic in sql/repeatable/25_import.sql)."""
+    calls = [
+        f"{path.relative_to(SYNC)}:{node.lineno}"
+        for path in (SYNC / "history_import").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("execute", "executemany", "copy")
+    ]
+    assert calls == []
