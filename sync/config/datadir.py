@@ -131,6 +131,36 @@ def private_root() -> Path:
     return root
 
 
+def closed_to(user: str, *paths: Path) -> list[tuple[Path, int]]:
+    """The directories on the way to paths (symlinks followed) that `user` cannot enter,
+    with their modes: as root the embedded server runs as another user, who needs them."""
+    import grp
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return []
+    groups = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    closed: dict[Path, int] = {}
+    for path in paths:
+        real = path.resolve()
+        for directory in (*reversed(real.parents), real):
+            try:
+                info = directory.stat()
+            except OSError:
+                continue
+            if info.st_uid == entry.pw_uid:
+                allowed = info.st_mode & stat.S_IXUSR
+            elif info.st_gid in groups:
+                allowed = info.st_mode & stat.S_IXGRP
+            else:
+                allowed = info.st_mode & stat.S_IXOTH
+            if stat.S_ISDIR(info.st_mode) and not allowed:
+                closed[directory] = stat.S_IMODE(info.st_mode)
+    return list(closed.items())
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(str(path).encode()).hexdigest()[:12]
 

