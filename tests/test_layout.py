@@ -134,3 +134,35 @@ def test_stand_in_servers_never_block_in_accept():
 
     with Standin() as spotify, GitHubStandin() as github:
         assert spotify._server.socket.gettimeout() and github.server.socket.gettimeout()
+
+
+# -- commands own their flags (issue 17) -------------------------------------------------
+def test_the_command_line_stays_thin():
+    assert (SYNC / "cli.py").read_text().count("\n") < 150
+
+
+def test_no_command_builds_a_namespace():
+    """A command calls another's typed function; only argparse itself makes Namespaces."""
+    built = [p.name for p in SYNC.rglob("*.py") if "Namespace(" in p.read_text()]
+    assert built == []
+
+
+def test_the_user_flag_is_written_once():
+    homes = [p.relative_to(SYNC).as_posix() for p in SYNC.rglob("*.py")
+             if '"--user"' in p.read_text()]  # fmt: skip
+    assert homes == ["commands/__init__.py"]
+
+
+def test_each_command_module_registers_its_own_parser():
+    import argparse
+    import importlib
+
+    from sync.commands import COMMANDS
+
+    modules = {p.stem for p in (SYNC / "commands").glob("*.py")} - {"__init__"}
+    assert sorted(COMMANDS.values()) == sorted(modules)  # every module is listed, once
+    for name, module in COMMANDS.items():
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"sync.commands.{module}").add_parser(sub)
+        assert list(sub.choices) == [name], module
+        assert sub.choices[name].get_default("handler") or sub.choices[name]._subparsers, name
