@@ -26,7 +26,7 @@ from sync.history_import.importer import import_export
 from sync.history_import.parse import ParseOptions
 from sync.job.transform import parse_items
 from sync.names import alias
-from sync.statuses import Outcome
+from sync.statuses import Outcome, UserStatus
 from sync.store import outcome
 from sync.store import users as user_store
 from sync.store.users import UserRef
@@ -76,7 +76,7 @@ def cmd_demo(
             key = user_store.replace_demo_user(conn, demo.DEMO_USER, history.zone)
             imported = _import(conn, key, history)
             synced = _sync(conn, key, history)
-        user = UserRef(key, demo.DEMO_USER, history.zone, "demo")
+        user = UserRef(key, demo.DEMO_USER, history.zone, UserStatus.DEMO)
         label = alias(key, demo.DEMO_USER, settings.show_user_ids)
         print(
             f"demo: {plural(imported + synced, 'made-up play')} from {history.first_day} to "

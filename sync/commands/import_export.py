@@ -27,6 +27,7 @@ from sync.history_import.parse import ExportFormatError, ParseOptions
 from sync.history_import.progress import Progress
 from sync.history_import.report import report_lines
 from sync.names import alias
+from sync.statuses import UserStatus
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def resolve_user(conn: psycopg.Connection, ident: str) -> tuple[int, str]:
         ) from None
     finally:
         conn.rollback()
-    if user.status == "removed":
+    if user.status == UserStatus.REMOVED:
         raise UserError(
             f"user {ident!r} was removed: sign in again with `python -m sync login` to import"
         )

@@ -12,6 +12,7 @@ from sync.errors import UserError
 from sync.job import tokens
 from sync.names import alias
 from sync.signin.flow import LoginIO, login
+from sync.statuses import UserStatus
 
 
 def add_parser(sub: Subcommands) -> None:
@@ -70,7 +71,7 @@ def cmd_login(settings: Settings, *, headless: bool = False, io: LoginIO | None 
                f"{_database_label(settings)}.")  # fmt: skip
     else:
         was = ""
-        if result.previous_status and result.previous_status != "active":
+        if result.previous_status and result.previous_status != UserStatus.ACTIVE:
             was = f" It was {result.previous_status}"
             was += f" ({result.previous_reason})" if result.previous_reason else ""
             was += " and is active again."
@@ -99,7 +100,6 @@ def cmd_link(who: str, settings: Settings, io: LoginIO) -> int:
     """`login --link USER|new`: print a sign-in link to open on any device."""
     from sync import db
     from sync.signin.link import sign_in_link
-    from sync.statuses import UserStatus
 
     settings.require_spotify_credentials()
     if who.strip().lower() == "new":
@@ -153,7 +153,7 @@ def cmd_redirect_url(value: str, settings: Settings, io: LoginIO) -> int:
     else:
         was = result.previous_status
         what = f"Signed in {name} again"
-        what += f" (was {was}, active again)" if was != "active" else ""
+        what += f" (was {was}, active again)" if was != UserStatus.ACTIVE else ""
     where = "the database" if settings.in_github_actions else _database_label(settings)
     io.say(
         f"{what}; new refresh token stored in {where}. Spotify ends this sign-in on "

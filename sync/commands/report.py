@@ -33,6 +33,7 @@ from sync.errors import UserError
 from sync.names import alias
 from sync.reports.data import load_report
 from sync.reports.html import render_report
+from sync.statuses import UserStatus
 from sync.store import users as user_store
 from sync.store.users import UserRef
 
@@ -133,7 +134,7 @@ def cmd_report(
     with db.open_database(settings) as conn:
         users: list[UserRef]
         if flags.all:
-            users = [u for u in user_store.all_users(conn) if u.status != "removed"]
+            users = [u for u in user_store.all_users(conn) if u.status != UserStatus.REMOVED]
         else:
             users = [resolve_user(conn, flags.user or None)]
         for user in users:

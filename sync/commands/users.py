@@ -15,6 +15,7 @@ from sync.commands import Context, Subcommands, resolve_user
 from sync.config import Settings
 from sync.errors import UserError
 from sync.names import alias
+from sync.statuses import UserStatus
 from sync.store import plays as plays_store
 from sync.store import users as user_store
 from sync.text import plural
@@ -64,7 +65,7 @@ def cmd_users(settings: Settings) -> int:
     for user_id, key, status, reason, last_ok, plays, expires, _access in rows:
         table.append((
             alias(key, user_id, settings.show_user_ids),
-            status + (f" ({reason})" if reason and status != "active" else ""),
+            status + (f" ({reason})" if reason and status != UserStatus.ACTIVE else ""),
             f"{last_ok:%Y-%m-%d %H:%M}" if last_ok else "never",
             str(plays),
             _expiry(status, expires),
@@ -78,9 +79,9 @@ def cmd_users(settings: Settings) -> int:
 def _expiry(status: str, expires: datetime) -> str:
     """A removed user and the demo have no token; one who must sign in again has none that
     works."""
-    return {"removed": "-", "demo": "-", "needs_reauth": "sign in again"}.get(
-        status, f"{expires:%Y-%m-%d}"
-    )
+    shown = {UserStatus.REMOVED: "-", UserStatus.DEMO: "-",
+             UserStatus.NEEDS_REAUTH: "sign in again"}  # fmt: skip
+    return shown.get(status, f"{expires:%Y-%m-%d}")
 
 
 def cmd_set_timezone(settings: Settings, user_named: str, zone_named: str) -> int:
@@ -121,7 +122,7 @@ def cmd_remove_user(
         name = alias(key, user_id, settings.show_user_ids)
         who = f"{name} (Spotify user {user_id})" if name != user_id else name
         if keep_history:
-            if status == "removed":
+            if status == UserStatus.REMOVED:
                 say(f"{name} is already removed; its {plural(plays, 'play')} kept.")
                 return 0
             what = (f"Remove {who}: erase its tokens and stop syncing it; its "
