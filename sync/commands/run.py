@@ -27,6 +27,7 @@ from sync.commands import Subcommands, add_user_argument, options_from, positive
 from sync.config import Settings
 from sync.config.urlcheck import transaction_pooler_problem
 from sync.control import RunControl
+from sync.db.reconnect import once_more_on_new
 from sync.errors import UserError
 from sync.job.pipeline import LEASE, STOP_SIGNALS, Context, Options, fair_order, run_sync
 from sync.job.results import RunResult
@@ -330,15 +331,27 @@ def close_run(
     if run_id is None:
         return conn
     totals = result.totals() if result else dict.fromkeys(_TOTALS, 0)
-    for attempt in range(2):
-        try:
-            if conn is None or conn.closed or conn.broken:
-                conn = db.connect(url)
-                conn.autocommit = True
-            runs.finish_run(conn, run_id, status, totals)
-            return conn
-        except (psycopg.Error, UserError) as exc:
-            log.warning("could not finish the run record (%s)%s", type(exc).__name__,
-                        "; trying a new connection" if attempt == 0 else "")  # fmt: skip
-            conn = None
-    return None
+
+    def fresh() -> psycopg.Connection:
+        new = db.connect(url)
+        new.autocommit = True
+        return new
+
+    def finish(usable: psycopg.Connection) -> psycopg.Connection:
+        runs.finish_run(usable, run_id, status, totals)
+        return usable
+
+    def said(exc: BaseException, again: str = "") -> None:
+        log.warning("could not finish the run record (%s)%s", type(exc).__name__, again)
+
+    try:  # any database error, not only a lost connection: the record is worth a second try
+        return once_more_on_new(
+            finish,
+            lambda: fresh() if conn is None or conn.closed or conn.broken else conn,
+            new=fresh,
+            lost=lambda _conn, exc: isinstance(exc, psycopg.Error | UserError),
+            on_lost=lambda exc: said(exc, "; trying a new connection"),
+        )
+    except (psycopg.Error, UserError) as exc:
+        said(exc)
+        return None
