@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
@@ -57,9 +57,6 @@ class Context:
     redactor: Redactor
     settings: Settings | None = None
     out: TextIO = field(default_factory=lambda: sys.stdout)
-
-
-Handler = Callable[[argparse.Namespace, Context], int]
 
 
 def options_from(cls: type[T], args: argparse.Namespace) -> T:
