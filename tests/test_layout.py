@@ -156,8 +156,7 @@ def _texts(path: Path) -> list[str]:
 
 
 def test_texts_take_the_refresh_token_lifetime_from_its_home():
-    left = {"commands/login.py"}  # issue 17: commands/ is being reworked beside this
-    left |= {"analytics/listening.py"}  # "last 6 months" of listening: not the sign-in
+    left = {"analytics/listening.py"}  # "last 6 months" of listening: not the sign-in
     written = {
         str(path.relative_to(SYNC))
         for path in SYNC.rglob("*.py")

@@ -80,7 +80,8 @@ def cmd_login(settings: Settings, *, headless: bool = False, io: LoginIO | None 
     expires = tokens.refresh_token_expires_at(result.authorized_at)
     io.say(
         f"Run logs show this user as {name}. Spotify ends this sign-in on {expires:%Y-%m-%d} "
-        "(6 months after authorizing): run python -m sync login again before then."
+        f"({tokens.REFRESH_TOKEN_LIFETIME_MONTHS} months after authorizing): run python -m "
+        "sync login again before then."
     )
     if result.embedded:
         io.say(
