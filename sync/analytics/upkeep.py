@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from sync.analytics.listening import Kind
 from sync.errors import UserError
 from sync.text import plural
 
@@ -116,9 +117,9 @@ def summary_details(
             (key, today),
         ).fetchone()[0]
         top = conn.execute(
-            """select a.name, t.plays from listening_top(%s, 2::smallint, %s, %s, 5) t
+            """select a.name, t.plays from listening_top(%s, %s::smallint, %s, %s, 5) t
                  join artists a on a.id = t.entity_id order by t.rank""",
-            (key, today, today),
+            (key, Kind.ARTIST, today, today),
         ).fetchall()
         # plays per local hour (a half-hour zone's hours start at :30 UTC), last 24 hours
         this_hour = conn.execute(
