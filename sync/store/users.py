@@ -140,6 +140,33 @@ def lock_for_change(conn: psycopg.Connection, key: int, what: str) -> None:
         )
 
 
+# One sign-in of an account at a time: pg_advisory_xact_lock(hashtextextended(
+# 'sync-login:<Spotify id>', 0)), a text key (unlike the integers in sync/db/locks.py) so that
+# it holds for an account not stored yet.
+SIGN_IN_LOCK = "sync-login"
+
+
+def sign_in_subject(conn: psycopg.Connection, key: int, lock: bool) -> tuple[str, str] | None:
+    """(Spotify id, status) of the user a sign-in link names, None when gone; with `lock`,
+    row-locked until the caller's transaction ends."""
+    return conn.execute(
+        "select user_id, status from user_tokens where id = %s" + (" for update" if lock else ""),
+        (key,),
+    ).fetchone()
+
+
+def lock_sign_in(conn: psycopg.Connection, user_id: str) -> tuple[str, datetime | None] | None:
+    """In the caller's transaction: serialize sign-ins of this account, new rows included
+    (a transaction-level advisory lock works through transaction poolers), and row-lock its
+    row. Returns the stored (status, authorized_at), None for a new account."""
+    conn.execute(
+        "select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{SIGN_IN_LOCK}:{user_id}",)
+    )
+    return conn.execute(
+        "select status, authorized_at from user_tokens where user_id = %s for update", (user_id,)
+    ).fetchone()
+
+
 @dataclass(frozen=True)
 class UserRef:
     """A stored user as commands name it, without its tokens."""
