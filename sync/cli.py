@@ -98,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_lazy("run", "cmd_run"))
 
     migrate = sub.add_parser("migrate", help="apply pending SQL migrations from sql/")
+    migrate.add_argument(
+        "--with",
+        dest="with_",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also apply an opt-in file of sql/optional/: app-access",
+    )
     migrate.set_defaults(func=_lazy("migrate", "cmd_migrate"))
 
     users = sub.add_parser(
