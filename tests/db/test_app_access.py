@@ -455,3 +455,15 @@ def test_migrate_with_app_access_refuses_a_database_without_supabase_auth(run, d
     assert "needs Supabase Auth (auth.users and auth.uid())" in line and "Traceback" not in line
     with psycopg.connect(db_url, autocommit=True) as conn:
         assert conn.execute("select to_regnamespace('app_access')").fetchone() == (None,)
+
+
+def test_dropping_its_schema_takes_every_view_along(world):
+    """docs/app-access.md's way out: one statement, and the public schema is as before
+    (user_tokens keeps its revoked grants: nothing needs them back)."""
+    world.execute("drop schema app_access cascade")
+    left = world.execute(
+        "select count(*) from pg_class where relname = any(%s) or relname like 'my\\_%%'",
+        (list(VIEWS),),
+    ).fetchone()
+    assert left == (0,)
+    assert world.execute("select count(*) from top_artists").fetchone()[0] > 0
