@@ -7,7 +7,7 @@
 -- What it adds:
 -- - schema app_access (not exposed to the Data API): the table app_access.links, which
 --   Spotify user (user_tokens.user_id) each Supabase Auth user (auth.users.id) may read,
---   and the functions behind the my_* views below. Linking is one statement:
+--   and the functions and the view behind the my_* views below. Linking is one statement:
 --       insert into app_access.links (spotify_user_id, auth_user_id)
 --       values ('SPOTIFY_USER_ID', 'AUTH_USER_UUID') on conflict (spotify_user_id)
 --       do update set auth_user_id = excluded.auth_user_id;
@@ -33,9 +33,11 @@
 -- Two kinds, because functions called in a view run with the rights of whoever queries
 -- it: views over tables only (my_plays, my_listening_daily, my_listening_entities_by_day,
 -- my_listening_heatmap) are owner's-rights views, so filters and limits reach the
--- indexes; views over the listening_* functions (my_top_*, my_listening_period_totals,
--- my_listening_streaks) read a security definer function of app_access that returns the
--- linked users' rows of the public view (at most a few hundred rows per user).
+-- indexes (my_plays adds the artists outside its barrier, app_access.plays, so a page
+-- of plays looks up the artists of that page only); views over the listening_*
+-- functions (my_top_*, my_listening_period_totals, my_listening_streaks) read a
+-- security definer function of app_access that returns the linked users' rows of the
+-- public view (under a thousand rows per user).
 -- The functions' bodies are text, so they do not pin the public views: the repeatable
 -- files can drop and recreate those; a column they rename breaks the my_* view until
 -- this file follows (tests/db/test_app_access.py compares the columns of each pair).
@@ -69,7 +71,7 @@ revoke all on table app_access.links from public, anon, authenticated;
 revoke all on table public.user_tokens from anon, authenticated;
 
 -- Recreated on every run (grants included): views first, they use the functions.
-drop view if exists public.my_plays, public.my_listening_daily,
+drop view if exists public.my_plays, app_access.plays, public.my_listening_daily,
     public.my_listening_entities_by_day, public.my_listening_heatmap, public.my_top_tracks,
     public.my_top_artists, public.my_top_albums, public.my_listening_period_totals,
     public.my_listening_streaks;
@@ -84,23 +86,38 @@ language sql stable security definer set search_path = public, pg_temp as $$
 $$;
 
 -- Views over tables: the bodies of repeatable/50_views.sql, filtered by the link.
-create view public.my_plays with (security_barrier = true) as
-select u.user_id                   as spotify_user_id,
+-- my_plays in two layers: the barrier holds the rows and their cheap columns, the
+-- artists (a subquery per play) are added outside it, so that a sort and limit of the
+-- caller's runs before them (a barrier view is planned on its own, whole).
+create view app_access.plays with (security_barrier = true) as
+select u.user_id     as spotify_user_id,
        h.played_at,
-       t.name                      as track,
-       (select string_agg(a.name, ', ' order by ta.position)
-          from public.track_artists ta join public.artists a on a.id = ta.artist_id
-         where ta.track_id = t.id) as artists,
-       al.name                     as album,
+       t.name        as track,
+       t.id          as track_id,
+       al.name       as album,
        h.ms_played,
        t.duration_ms,
-       t.uri                       as track_uri,
+       t.uri         as track_uri,
        h.source
   from public.listening_history h
   join public.user_tokens u on u.id = h.user_id
   join public.tracks t on t.id = h.track_id
   left join public.albums al on al.id = t.album_id
  where u.user_id = any(app_access.linked());
+
+create view public.my_plays as
+select p.spotify_user_id,
+       p.played_at,
+       p.track,
+       (select string_agg(a.name, ', ' order by ta.position)
+          from public.track_artists ta join public.artists a on a.id = ta.artist_id
+         where ta.track_id = p.track_id) as artists,
+       p.album,
+       p.ms_played,
+       p.duration_ms,
+       p.track_uri,
+       p.source
+  from app_access.plays p;
 
 create view public.my_listening_daily with (security_barrier = true) as
 select u.user_id as spotify_user_id, d.day, d.plays, d.listening_ms, d.estimated_ms,
@@ -192,7 +209,7 @@ revoke all on function app_access.linked(), app_access.top_tracks(), app_access.
 grant execute on function app_access.linked(), app_access.top_tracks(),
     app_access.top_artists(), app_access.top_albums(), app_access.period_totals(),
     app_access.streaks() to authenticated;
-revoke all on table public.my_plays, public.my_listening_daily,
+revoke all on table public.my_plays, app_access.plays, public.my_listening_daily,
     public.my_listening_entities_by_day, public.my_listening_heatmap, public.my_top_tracks,
     public.my_top_artists, public.my_top_albums, public.my_listening_period_totals,
     public.my_listening_streaks from public, anon, authenticated;

@@ -108,6 +108,7 @@ alter default privileges in schema public grant all on functions
 
 ARTIST_1 = ArtistRow("spotify:artist:r1", "r1", "Rhea")
 ARTIST_2 = ArtistRow("spotify:artist:r2", "r2", "Oslo")
+ARTIST_3 = ArtistRow("spotify:artist:r3", "r3", "Zeno")  # bob's only
 ALBUM_1 = AlbumRow("spotify:album:l1", "l1", "First", "album", "2020", None)
 ALBUM_2 = AlbumRow("spotify:album:l2", "l2", "Second", "album", "2021", None)
 
@@ -157,7 +158,7 @@ def world(request, db_url) -> Iterator[psycopg.Connection]:
             track(1, ARTIST_1, ALBUM_1),
             track(2, ARTIST_2, ALBUM_2),
             track(3, ARTIST_2, ALBUM_1),
-            track(4, ARTIST_1, ALBUM_2),  # bob's only
+            track(4, ARTIST_3, ALBUM_2),  # bob's only
         )
         listen(
             conn,
@@ -347,12 +348,31 @@ def test_security_barrier_keeps_a_leaky_filter_off_other_users_rows(world):
         for setting in ("enable_nestloop", "enable_indexscan", "enable_bitmapscan"):
             world.execute(f"set local {setting} = off")
         for view, column in (("my_plays", "track"), ("my_plays", "spotify_user_id"),
+                             ("my_plays", "artists"),
                              ("my_listening_daily", "spotify_user_id"),
                              ("my_listening_heatmap", "spotify_user_id"),
                              ("my_listening_entities_by_day", "spotify_user_id"),
                              ("my_top_tracks", "track")):  # fmt: skip
             world.execute(f"select * from {view} where leak({column}::text)").fetchall()
-    assert set(seen) == {"saw alice", "saw Song 1", "saw Song 2", "saw Song 3"}
+    alices = {"alice", "Song 1", "Song 2", "Song 3", "Rhea", "Oslo"}
+    assert set(seen) == {f"saw {value}" for value in alices}
+
+
+def test_a_page_of_plays_looks_up_the_artists_of_that_page_only(world):
+    """The barrier view is planned whole: the artists (a subquery per play) are added
+    outside it, so `order by played_at desc limit N` runs the subquery N times, not once
+    per play of the history."""
+    with api(world, "authenticated", A_UUID):
+        (plan,) = world.execute(
+            "explain (analyze, format json) select * from my_plays order by played_at desc limit 1"
+        ).fetchone()[0]
+
+    def subplans(node: dict) -> list[dict]:
+        found = [node] if node.get("Parent Relationship") == "SubPlan" else []
+        return found + [s for child in node.get("Plans", []) for s in subplans(child)]
+
+    loops = [s["Actual Loops"] for s in subplans(plan["Plan"])]
+    assert loops == [1]  # alice has 4 plays
 
 
 # -- changes of the links -------------------------------------------------------------
