@@ -18,8 +18,10 @@ the history, catalogue and analytics tables; "views": plays, top_*, listening_*)
 | authenticated, linked to A    | A's rows, all     | permission denied         | see below     |
 | authenticated, linked to none | 0 rows            | permission denied         | see below     |
 | anon (also with A's sub)      | permission denied | permission denied         | see below     |
-| anyone: insert/update/delete  | permission denied | permission denied         | see below     |
+| anyone: insert/update/delete  | refused (1)       | permission denied         | see below     |
 
+(1) no INSERT/UPDATE/DELETE privilege; Postgres names the first reason it meets:
+"permission denied" or "cannot delete from view" (a view of joins is not updatable).
 Tables: permission denied (2026); legacy: 0 rows read, writes refused by row level
 security or touching 0 rows, as before the file. The views are denied in both because
 they join user_tokens, whose grants the file takes back.
@@ -203,15 +205,16 @@ def rows(conn: psycopg.Connection, sql: str, params=()) -> Counter:
 
 
 def refused(conn: psycopg.Connection, sql: str) -> str | None:
-    """'denied' (permission denied), 'rls' (row level security refused the row), or None
-    when the statement ran; in a savepoint, so the caller's transaction goes on."""
+    """'denied' (permission denied), 'rls' (row level security refused the row), 'not
+    updatable' (a view of joins or functions), 'no rows' (it ran and touched nothing),
+    or None (it ran and touched rows); in a savepoint, so the caller's transaction goes on."""
     try:
         with conn.transaction():
             cur = conn.execute(sql)
             return None if cur.rowcount else "no rows"
     except psycopg.errors.InsufficientPrivilege as exc:
         return "rls" if "row-level security" in str(exc) else "denied"
-    except psycopg.errors.ObjectNotInPrerequisiteState:  # a view of joins or functions
+    except psycopg.errors.ObjectNotInPrerequisiteState:
         return "not updatable"
 
 
