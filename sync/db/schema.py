@@ -137,6 +137,13 @@ def plan(state: State, sql_dir: Path = SQL_DIR) -> Plan:
         for path in repeatables(sql_dir)
         if state.checksums.get(file_name(path, sql_dir)) != checksum(path)
     ]
+    # An opt-in file applied here once (`migrate --with`) follows its own changes like a
+    # repeatable one, after them, so a pull that updates it needs no second command.
+    repeatable += [
+        sql_dir / rel
+        for rel in OPTIONAL.values()
+        if rel in state.checksums and state.checksums[rel] != checksum(sql_dir / rel)
+    ]
     return Plan(numbered, repeatable, unrecorded, changed)
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -461,6 +462,21 @@ def test_migrate_with_app_access_applies_and_records_it(run, db_url):
         assert recorded == (schema.checksum(schema.SQL_DIR / "optional" / "app_access.sql"),)
         assert conn.execute("select to_regclass('my_top_artists')").fetchone()[0] is not None
     assert run("migrate").out == "schema is up to date\n"  # and plain migrate leaves it be
+
+
+def test_a_changed_opt_in_file_is_applied_again_where_it_was_opted_in(world, tmp_path):
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(schema.SQL_DIR, sql_dir)
+    assert schema.migrate(world, sql_dir) == []  # opted in, unchanged: nothing to do
+    pulled = tmp_path / "pulled"  # a new checkout (checksums are cached by path)
+    shutil.copytree(sql_dir, pulled)
+    path = pulled / "optional" / "app_access.sql"
+    path.write_text(path.read_text() + "\ncomment on view public.my_plays is 'v2';\n")
+    assert schema.migrate(world, pulled) == ["optional/app_access.sql"]
+    assert world.execute("select obj_description('public.my_plays'::regclass)").fetchone() == (
+        "v2",
+    )
+    assert schema.migrate(world, pulled) == []
 
 
 def test_migrate_with_an_unknown_name_lists_the_known_ones(run):
