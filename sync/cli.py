@@ -184,6 +184,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.set_defaults(func=_lazy("import_export", "cmd_import"))
 
+    exp = sub.add_parser("export", help="write a user's history as Spotify's export (zip) or CSV")
+    exp.add_argument(
+        "--user", required=True, metavar="ID", help="Spotify user id (or alias user-N)"
+    )
+    exp.add_argument(
+        "--format",
+        choices=("spotify", "csv"),
+        default="spotify",
+        help="spotify: extended streaming history, one JSON file a year, zipped "
+        "(default); csv: one row per play",
+    )
+    exp.add_argument(
+        "--out",
+        metavar="PATH",
+        help="file to write (default spotify-history-<user>-<date>.zip or .csv)",
+    )
+    exp.add_argument(
+        "--from",
+        dest="date_from",
+        metavar="DATE",
+        help="first day, YYYY-MM-DD, in the user's time zone",
+    )
+    exp.add_argument("--to", dest="date_to", metavar="DATE", help="last day, included")
+    exp.set_defaults(func=_lazy("export", "cmd_export"))
+
     doctor = sub.add_parser("doctor", help="check settings, database, Spotify app, users, schedule")
     doctor.set_defaults(func=_lazy("doctor", "cmd_doctor"))
 

@@ -1,0 +1,91 @@
+"""The export's typed entry point: which plays, which format, which file."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+
+from sync.errors import UserError
+from sync.export import query
+from sync.export.output import atomic_file
+from sync.export.spotify import SpotifyStats, write_zip
+from sync.export.table import write_csv
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("spotify", "csv")
+
+
+class NoPlays(UserError):
+    """The user has no plays in the period: nothing is written."""
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote: counts only (no names), for the command's summary."""
+
+    path: Path
+    format: str
+    plays: int
+    files: dict[str, int] = field(default_factory=dict)  # zip member -> entries (spotify)
+    estimated: int = 0
+    moved: int = 0
+    short: int = 0
+    short_estimated: int = 0
+    episodes: int = 0
+
+
+def export_history(
+    conn: psycopg.Connection,
+    user_key: int,
+    out: Path,
+    *,
+    fmt: str = "spotify",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    itersize: int = query.ITERSIZE,
+) -> ExportResult:
+    """Export the plays of user `user_key` ending in [since, until) to `out`, or raise.
+
+    Raises NoPlays (an empty period: no file) or UserError (an unwritable `out`: no file).
+    Reads only, in one transaction; the rows stream from a server-side cursor.
+    """
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format {fmt!r}: {' or '.join(FORMATS)}")
+    lo = since if since is not None else query.EARLIEST
+    hi = until if until is not None else query.LATEST
+    with conn.transaction():
+        if query.count_plays(conn, user_key, lo, hi) == 0:
+            raise NoPlays("no plays in that period")
+        with atomic_file(out) as fh:
+            if fmt == "csv":
+                with closing(query.csv_rows(conn, user_key, lo, hi, itersize)) as rows:
+                    plays = write_csv(fh, rows)
+                result = ExportResult(out, fmt, plays)
+            else:
+                with closing(query.spotify_rows(conn, user_key, lo, hi, itersize)) as rows:
+                    stats = write_zip(fh, rows)
+                result = _from_stats(out, stats)
+            if result.plays == 0:  # deleted since the count: still no file
+                raise NoPlays("no plays in that period")
+    log.debug("export: %d plays into %s", result.plays, out)
+    return result
+
+
+def _from_stats(out: Path, stats: SpotifyStats) -> ExportResult:
+    return ExportResult(
+        path=out,
+        format="spotify",
+        plays=stats.plays,
+        files=dict(stats.files),
+        estimated=stats.estimated,
+        moved=stats.moved,
+        short=stats.short,
+        short_estimated=stats.short_estimated,
+        episodes=stats.episodes,
+    )

@@ -1,0 +1,168 @@
+"""Spotify's extended streaming history format, written from the history: one JSON file per
+year (`Streaming_History_Audio_YYYY.json`) in a zip laid out like Spotify's.
+
+Entries carry every field of Spotify's own, in its order (tests/support/export_fakes.py);
+what the history does not know is null. Spotify's `ts` has whole seconds, and importers
+(this project's among them) take two plays of one song ending in the same second for one
+play repeated; such a play is written one second later (counted as `moved`).
+docs/export.md explains each rule.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring  # type: ignore[attr-defined]  # C-accelerated
+from time import gmtime, strftime
+from typing import BinaryIO
+
+from sync.store.sources import song_key
+
+FOLDER = "Spotify Extended Streaming History/"
+SHORT_MS = 30_000  # importers skip shorter plays by default (so does ours: --min-seconds 30)
+CHUNK = 2_000  # entries joined per write into the zip member
+# Placeholders for what an import could not identify (sync/history_import/parse.py): the
+# export writes their names and no URI, as Spotify does for such plays.
+_NAMES_ONLY_TRACK = "spotify:export:"
+_EPISODE = "spotify:episode:"
+_NAMES_ONLY_EPISODE = "spotify:export-episode:"
+
+
+def member_name(year: str) -> str:
+    """Spotify's name for a year of audio history (it splits by year and size; we by year)."""
+    return f"{FOLDER}Streaming_History_Audio_{year}.json"
+
+
+@dataclass
+class SpotifyStats:
+    plays: int = 0
+    estimated: int = 0  # Web API plays: ms_played is the analytics' estimate
+    moved: int = 0  # written a second (or more) later: another play of the song ends then
+    short: int = 0  # ms_played under 30 s (estimated ones included)
+    short_estimated: int = 0
+    episodes: int = 0
+    files: Counter = field(default_factory=Counter)  # member name -> entries
+
+
+class _Seconds:
+    """Keeps two plays of one song out of one whole second, moving the later one on.
+
+    Rows arrive in end-time order, so only seconds from the current one on matter; the
+    common case (a new second) costs one comparison and computes no song key.
+    """
+
+    def __init__(self) -> None:
+        self.high = -(2**62)  # the latest second used so far
+        self.last: tuple = (0, None, None)  # (second, name, who) of the first play there
+        self.taken: dict[int, set[str]] | None = None  # second -> song keys, when needed
+
+    def place(self, sec: int, name: str | None, who: str | None) -> int:
+        """The second to write for a play ending in `sec` (sec <= self.high)."""
+        taken = self.taken
+        if taken is None:
+            first_sec, first_name, first_who = self.last
+            taken = self.taken = {first_sec: {song_key(first_name, first_who)}}
+        for old in [s for s in taken if s < sec]:
+            del taken[old]
+        key = song_key(name, who)
+        at = sec
+        while key in taken.get(at, ()):
+            at += 1
+        taken.setdefault(at, set()).add(key)
+        self.high = max(self.high, at)
+        return at
+
+
+def _ts(sec: int) -> str:
+    return strftime("%Y-%m-%dT%H:%M:%SZ", gmtime(sec))
+
+
+_HEAD = '{{"ts": "{}", "platform": null, "ms_played": {}, "conn_country": null, "ip_addr": null, '
+_TRACK = (
+    '"master_metadata_track_name": {}, "master_metadata_album_artist_name": {}, '
+    '"master_metadata_album_album_name": {}, "spotify_track_uri": {}, '
+    '"episode_name": null, "episode_show_name": null, "spotify_episode_uri": null, '
+)
+_EPISODE_FIELDS = (
+    '"master_metadata_track_name": null, "master_metadata_album_artist_name": null, '
+    '"master_metadata_album_album_name": null, "spotify_track_uri": null, '
+    '"episode_name": {}, "episode_show_name": {}, "spotify_episode_uri": {}, '
+)
+_TAIL = (
+    '"audiobook_title": null, "audiobook_uri": null, "audiobook_chapter_uri": null, '
+    '"audiobook_chapter_title": null, "reason_start": null, "reason_end": null, '
+    '"shuffle": null, "skipped": null, "offline": null, "offline_timestamp": null, '
+    '"incognito_mode": false}'
+)
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+def write_zip(fh: BinaryIO, batches: Iterable[list[tuple]], compresslevel: int = 1) -> SpotifyStats:
+    """Write the rows (query.spotify_rows, in end-time order) as Spotify's zip into `fh`.
+
+    Each year's file is a zip member written as the rows arrive: nothing is held but the
+    entries of one chunk. Deflate level 1: about as small as 6 on this JSON, several times
+    quicker (docs/benchmarks.md).
+    """
+    stats = SpotifyStats()
+    seconds = _Seconds()
+    head, track_fields, episode_fields, tail = _HEAD, _TRACK, _EPISODE_FIELDS, _TAIL
+    with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=compresslevel) as archive:
+        member = None
+        year = current = None
+        out: list[str] = []
+        for batch in batches:
+            for sec, ts, name, artist, album, ms, estimated, uri in batch:
+                if ts[:4] != year:  # a new year: a new file
+                    if member is not None:
+                        out.append("\n]\n")
+                        member.write("".join(out).encode())
+                        member.close()
+                    year = ts[:4]
+                    current = member_name(year)
+                    member = archive.open(current, "w", force_zip64=True)
+                    out = ["[\n"]
+                elif len(out) >= CHUNK:
+                    assert member is not None
+                    member.write("".join(out).encode())
+                    out = [",\n"]
+                else:
+                    out.append(",\n")
+                stats.files[current] += 1
+                episode = uri.startswith((_EPISODE, _NAMES_ONLY_EPISODE))
+                who = album if episode else artist
+                if sec > seconds.high:  # the common case: a second no play used yet
+                    seconds.high = sec
+                    seconds.last = (sec, name, who)
+                    seconds.taken = None
+                else:
+                    at = seconds.place(sec, name, who)
+                    if at != sec:
+                        stats.moved += 1
+                        ts = _ts(at)
+                if episode:
+                    stats.episodes += 1
+                    link = _text(uri) if uri.startswith(_EPISODE) else "null"
+                    body = episode_fields.format(_text(name), _text(album), link)
+                else:
+                    link = "null" if uri.startswith(_NAMES_ONLY_TRACK) else encode_basestring(uri)
+                    body = track_fields.format(_text(name), _text(artist), _text(album), link)
+                out.append(head.format(ts, ms))
+                out.append(body)
+                out.append(tail)
+                if estimated:
+                    stats.estimated += 1
+                if ms < SHORT_MS:
+                    stats.short += 1
+                    stats.short_estimated += estimated
+            stats.plays += len(batch)
+        if member is not None:
+            out.append("\n]\n")
+            member.write("".join(out).encode())
+            member.close()
+    return stats
