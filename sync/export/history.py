@@ -64,17 +64,30 @@ def export_history(
             raise NoPlays("no plays in that period")
         with atomic_file(out) as fh:
             if fmt == "csv":
-                with closing(query.csv_rows(conn, user_key, lo, hi, itersize)) as rows:
-                    plays = write_csv(fh, rows)
+                user_id = _spotify_id(conn, user_key)
+                tracks = query.csv_tracks(conn, user_key, lo, hi)
+                with closing(query.csv_plays(conn, user_key, lo, hi, itersize)) as rows:
+                    plays = write_csv(fh, user_id, tracks, rows)
                 result = ExportResult(out, fmt, plays)
             else:
-                with closing(query.spotify_rows(conn, user_key, lo, hi, itersize)) as rows:
-                    stats = write_zip(fh, rows)
+                tracks = query.spotify_tracks(conn, user_key, lo, hi)
+                with (
+                    closing(tracks),
+                    closing(query.spotify_plays(conn, user_key, lo, hi, itersize)) as rows,
+                ):
+                    stats = write_zip(fh, tracks, rows)
                 result = _from_stats(out, stats)
             if result.plays == 0:  # deleted since the count: still no file
                 raise NoPlays("no plays in that period")
     log.debug("export: %d plays into %s", result.plays, out)
     return result
+
+
+def _spotify_id(conn: psycopg.Connection, user_key: int) -> str:
+    row = conn.execute("select user_id from user_tokens where id = %s", (user_key,)).fetchone()
+    if row is None:
+        raise UserError(f"no user with key {user_key}")
+    return row[0]
 
 
 def _from_stats(out: Path, stats: SpotifyStats) -> ExportResult:

@@ -1,4 +1,10 @@
-"""The export's reads: one user's plays in end-time order, from a server-side cursor."""
+"""The export's reads: one user's plays in end-time order from a server-side cursor, and the
+tracks they name, read once.
+
+Plays stream as a few integers each (end time, track id, listening time); names, album and
+URI come from one read of the user's distinct tracks, so the big scan needs no join or sort
+and memory grows with the tracks (about 300 bytes each), never with the plays.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +16,24 @@ import psycopg
 # Rows fetched per round trip of the server-side cursor: memory stays at this many rows.
 ITERSIZE = 20_000
 
+# No bound given: the whole history (timestamptz accepts these).
+EARLIEST = "-infinity"
+LATEST = "infinity"
+
+_PERIOD = "user_id = %(user)s and played_at >= %(lo)s and played_at < %(hi)s"
+
 # ms_played of a Web API play (null in the table) is the analytics' estimate, computed by the
 # same SQL function (analytics_play_ms, sql/repeatable/30_analytics_write.sql): the track's
 # length, capped by the time since the user's previous play ended. The previous play may lie
-# before the period, so the window starts at the last play before it.
-_SPOTIFY_ROWS = """
+# before the period, so the window starts at the last play before it. (The index scan gives
+# the order: no sort; jit off, it would only compile.)
+_SPOTIFY_PLAYS = """
 select floor(date_part('epoch', h.played_at))::bigint,
        to_char(h.played_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-       t.name, pa.name, al.name,
-       analytics_play_ms(h.ms_played, t.duration_ms, h.gap_ms),
-       h.ms_played is null,
-       t.uri
+       h.track_id,
+       coalesce(h.ms_played, analytics_play_ms(
+           null, (select t.duration_ms from tracks t where t.id = h.track_id), h.gap_ms)),
+       h.ms_played is null
   from (select played_at, track_id, ms_played,
                round(date_part('epoch', played_at - lag(played_at) over (order by played_at))
                      * 1000)::bigint as gap_ms
@@ -30,46 +43,48 @@ select floor(date_part('epoch', h.played_at))::bigint,
                                        where user_id = %(user)s and played_at < %(lo)s),
                                      %(lo)s)
            and played_at < %(hi)s) h
-  join tracks t on t.id = h.track_id
-  left join albums al on al.id = t.album_id
-  left join track_artists ta on ta.track_id = t.id and ta.position = 0
-  left join artists pa on pa.id = ta.artist_id
  where h.played_at >= %(lo)s
  order by h.played_at
 """
 
-# The columns of the `plays` view (sql/repeatable/50_views.sql), in its order; the view
-# filtered by its user key would not use the history's primary key, so this is the view's
-# select with the user's key.
+# Track id -> (name, primary artist, album, uri), for the tracks of the period's plays.
+_SPOTIFY_TRACKS = f"""
+select t.id, t.name, pa.name, al.name, t.uri
+  from tracks t
+  left join albums al on al.id = t.album_id
+  left join track_artists ta on ta.track_id = t.id and ta.position = 0
+  left join artists pa on pa.id = ta.artist_id
+ where t.id in (select distinct track_id from listening_history where {_PERIOD})
+"""
+
+# The columns of the `plays` view (sql/repeatable/50_views.sql), in its order.
 CSV_COLUMNS = ("spotify_user_id", "played_at", "track", "artists", "album", "ms_played",
                "duration_ms", "track_uri", "source")  # fmt: skip
-_CSV_ROWS = """
-select u.user_id,
-       to_char(h.played_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-       t.name,
+_CSV_PLAYS = f"""
+select to_char(played_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+       track_id, ms_played, source
+  from listening_history
+ where {_PERIOD}
+ order by played_at
+"""
+# Track id -> (track, artists, album, duration_ms, track_uri), as the view writes them.
+_CSV_TRACKS = f"""
+select t.id, t.name,
        (select string_agg(a.name, ', ' order by ta.position)
           from track_artists ta join artists a on a.id = ta.artist_id
          where ta.track_id = t.id),
-       al.name, h.ms_played, t.duration_ms, t.uri, h.source
-  from listening_history h
-  join user_tokens u on u.id = h.user_id
-  join tracks t on t.id = h.track_id
+       al.name, t.duration_ms, t.uri
+  from tracks t
   left join albums al on al.id = t.album_id
- where h.user_id = %(user)s and h.played_at >= %(lo)s and h.played_at < %(hi)s
- order by h.played_at
+ where t.id in (select distinct track_id from listening_history where {_PERIOD})
 """
-
-# No bound given: the whole history (timestamptz accepts these).
-EARLIEST = "-infinity"
-LATEST = "infinity"
 
 
 def count_plays(conn: psycopg.Connection, user: int, lo: datetime | str, hi: datetime | str) -> int:
     """Plays of the user in [lo, hi): checked first, so an empty period writes no file."""
     row = conn.execute(
-        "select count(*) from listening_history"
-        " where user_id = %s and played_at >= %s and played_at < %s",
-        (user, lo, hi),
+        f"select count(*) from listening_history where {_PERIOD}",
+        {"user": user, "lo": lo, "hi": hi},
     ).fetchone()
     return int(row[0]) if row else 0
 
@@ -79,19 +94,38 @@ def stream(
     sql: str,
     params: dict,
     itersize: int = ITERSIZE,
+    name: str = "sync_export",
 ) -> Iterator[list[tuple]]:
     """Batches of rows from a server-side cursor (never the whole history in memory)."""
-    with conn.cursor(name="sync_export") as cur:
+    conn.execute("set local jit = off")
+    with conn.cursor(name=name, binary=True) as cur:
         cur.execute(sql, params)
         while batch := cur.fetchmany(itersize):
             yield batch
 
 
-def spotify_rows(conn: psycopg.Connection, user: int, lo, hi, itersize: int = ITERSIZE):
-    """(epoch second, ts, track, primary artist, album, ms_played or estimate, estimated, uri)."""
-    return stream(conn, _SPOTIFY_ROWS, {"user": user, "lo": lo, "hi": hi}, itersize)
+def _tracks(conn: psycopg.Connection, sql: str, params: dict) -> Iterator[tuple]:
+    for batch in stream(conn, sql, params, name="sync_export_tracks"):
+        yield from batch
 
 
-def csv_rows(conn: psycopg.Connection, user: int, lo, hi, itersize: int = ITERSIZE):
-    """Rows of the `plays` view for one user, CSV_COLUMNS in order."""
-    return stream(conn, _CSV_ROWS, {"user": user, "lo": lo, "hi": hi}, itersize)
+def spotify_tracks(conn: psycopg.Connection, user: int, lo, hi) -> Iterator[tuple]:
+    """(track id, name, primary artist, album, uri) of each track played in [lo, hi)."""
+    return _tracks(conn, _SPOTIFY_TRACKS, {"user": user, "lo": lo, "hi": hi})
+
+
+def spotify_plays(conn: psycopg.Connection, user: int, lo, hi, itersize: int = ITERSIZE):
+    """(epoch second, ts, track id, ms_played or its estimate, estimated) in end-time order."""
+    return stream(conn, _SPOTIFY_PLAYS, {"user": user, "lo": lo, "hi": hi}, itersize)
+
+
+def csv_tracks(conn: psycopg.Connection, user: int, lo, hi) -> dict[int, tuple]:
+    """Track id -> (track, artists, album, duration_ms, track_uri), the view's values."""
+    return {
+        row[0]: row[1:] for row in _tracks(conn, _CSV_TRACKS, {"user": user, "lo": lo, "hi": hi})
+    }
+
+
+def csv_plays(conn: psycopg.Connection, user: int, lo, hi, itersize: int = ITERSIZE):
+    """(played_at text, track id, ms_played, source) in end-time order."""
+    return stream(conn, _CSV_PLAYS, {"user": user, "lo": lo, "hi": hi}, itersize)

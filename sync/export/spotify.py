@@ -102,22 +102,48 @@ def _text(value: str | None) -> str:
     return "null" if value is None else encode_basestring(value)
 
 
-def write_zip(fh: BinaryIO, batches: Iterable[list[tuple]], compresslevel: int = 1) -> SpotifyStats:
-    """Write the rows (query.spotify_rows, in end-time order) as Spotify's zip into `fh`.
+def _bodies(tracks: Iterable[tuple]) -> dict[int, tuple[str, str | None, str | None, bool]]:
+    """Track id -> (the entry's track or episode fields as JSON, name, artist or show, episode).
+
+    Built once per track, so each play costs a lookup and a join of three strings.
+    """
+    out = {}
+    for track_id, name, artist, album, uri in tracks:
+        if uri.startswith((_EPISODE, _NAMES_ONLY_EPISODE)):
+            link = _text(uri) if uri.startswith(_EPISODE) else "null"
+            body = _EPISODE_FIELDS.format(_text(name), _text(album), link)
+            out[track_id] = (body, name, album, True)
+        else:
+            link = "null" if uri.startswith(_NAMES_ONLY_TRACK) else _text(uri)
+            body = _TRACK.format(_text(name), _text(artist), _text(album), link)
+            out[track_id] = (body, name, artist, False)
+    return out
+
+
+def write_zip(
+    fh: BinaryIO,
+    tracks: Iterable[tuple],
+    batches: Iterable[list[tuple]],
+    compresslevel: int = 1,
+) -> SpotifyStats:
+    """Write the plays (query.spotify_plays, in end-time order) of the tracks
+    (query.spotify_tracks) as Spotify's zip into `fh`.
 
     Each year's file is a zip member written as the rows arrive: nothing is held but the
-    entries of one chunk. Deflate level 1: about as small as 6 on this JSON, several times
-    quicker (docs/benchmarks.md).
+    entries of one chunk. Deflate level 1: a little larger than level 6 on this JSON, several
+    times quicker (docs/benchmarks.md).
     """
     stats = SpotifyStats()
     seconds = _Seconds()
-    head, track_fields, episode_fields, tail = _HEAD, _TRACK, _EPISODE_FIELDS, _TAIL
+    bodies = _bodies(tracks)
+    head, tail = _HEAD, _TAIL
     with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=compresslevel) as archive:
         member = None
         year = current = None
         out: list[str] = []
+        files = stats.files
         for batch in batches:
-            for sec, ts, name, artist, album, ms, estimated, uri in batch:
+            for sec, ts, track_id, ms, estimated in batch:
                 if ts[:4] != year:  # a new year: a new file
                     if member is not None:
                         out.append("\n]\n")
@@ -133,9 +159,8 @@ def write_zip(fh: BinaryIO, batches: Iterable[list[tuple]], compresslevel: int =
                     out = [",\n"]
                 else:
                     out.append(",\n")
-                stats.files[current] += 1
-                episode = uri.startswith((_EPISODE, _NAMES_ONLY_EPISODE))
-                who = album if episode else artist
+                files[current] += 1
+                body, name, who, episode = bodies[track_id]
                 if sec > seconds.high:  # the common case: a second no play used yet
                     seconds.high = sec
                     seconds.last = (sec, name, who)
@@ -145,16 +170,11 @@ def write_zip(fh: BinaryIO, batches: Iterable[list[tuple]], compresslevel: int =
                     if at != sec:
                         stats.moved += 1
                         ts = _ts(at)
-                if episode:
-                    stats.episodes += 1
-                    link = _text(uri) if uri.startswith(_EPISODE) else "null"
-                    body = episode_fields.format(_text(name), _text(album), link)
-                else:
-                    link = "null" if uri.startswith(_NAMES_ONLY_TRACK) else encode_basestring(uri)
-                    body = track_fields.format(_text(name), _text(artist), _text(album), link)
                 out.append(head.format(ts, ms))
                 out.append(body)
                 out.append(tail)
+                if episode:
+                    stats.episodes += 1
                 if estimated:
                     stats.estimated += 1
                 if ms < SHORT_MS:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import BinaryIO
 
 from sync.export.query import CSV_COLUMNS
 
 
-def write_csv(fh: BinaryIO, batches: Iterable[list[tuple]]) -> int:
-    """Write a header row and the rows (query.csv_rows) into `fh`; return the number of plays.
+def write_csv(
+    fh: BinaryIO, user_id: str, tracks: Mapping[int, tuple], batches: Iterable[list[tuple]]
+) -> int:
+    """Write a header row and one row per play (query.csv_plays, with query.csv_tracks'
+    values) into `fh`; return the number of plays.
 
     The csv module quotes a field holding a comma, a quote or a line break, doubles quotes
     inside it, and ends lines with CRLF, as RFC 4180 says; a missing value is empty.
@@ -21,7 +24,10 @@ def write_csv(fh: BinaryIO, batches: Iterable[list[tuple]]) -> int:
     writer.writerow(CSV_COLUMNS)
     plays = 0
     for batch in batches:
-        writer.writerows(batch)
+        writer.writerows(
+            (user_id, at, *tracks[track_id][:3], ms, *tracks[track_id][3:], source)
+            for at, track_id, ms, source in batch
+        )
         plays += len(batch)
     text.flush()
     text.detach()  # the caller closes (and renames) the file

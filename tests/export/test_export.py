@@ -247,15 +247,16 @@ def test_rows_come_from_a_server_side_cursor_in_batches(db_url, conn, tmp_path, 
     seen = []
     real = export_query.stream
 
-    def watching(c, sql, params, itersize):
-        for batch in real(c, sql, params, itersize):
+    def watching(c, sql, params, itersize=export_query.ITERSIZE, name="sync_export"):
+        for batch in real(c, sql, params, itersize, name):
             cursors = c.execute("select name from pg_cursors").fetchall()
             seen.append((len(batch), cursors))
             yield batch
 
     monkeypatch.setattr(export_query, "stream", watching)
     do_export(db_url, key, tmp_path / "out.zip", itersize=10)
-    assert seen == [(10, [("sync_export",)]), (10, [("sync_export",)]), (5, [("sync_export",)])]
+    tracks, plays = [("sync_export_tracks",)], [("sync_export",)]
+    assert seen == [(25, tracks), (10, plays), (10, plays), (5, plays)]  # the tracks first
 
 
 # -- bad input: one line, exit 2, no file ---------------------------------------------------------
