@@ -13,7 +13,7 @@ import psycopg
 from sync.errors import UserError
 from sync.export import query
 from sync.export.output import atomic_file
-from sync.export.spotify import SpotifyStats, write_zip
+from sync.export.spotify import SpotifyStats, bodies, write_zip
 from sync.export.table import write_csv
 
 log = logging.getLogger(__name__)
@@ -66,15 +66,14 @@ def export_history(
             if fmt == "csv":
                 user_id = _spotify_id(conn, user_key)
                 tracks = query.csv_tracks(conn, user_key, lo, hi)
-                with closing(query.csv_plays(conn, user_key, lo, hi, itersize)) as rows:
+                with query.prefetched(query.csv_plays(conn, user_key, lo, hi, itersize)) as rows:
                     plays = write_csv(fh, user_id, tracks, rows)
                 result = ExportResult(out, fmt, plays)
             else:
-                tracks = query.spotify_tracks(conn, user_key, lo, hi)
-                with (
-                    closing(tracks),
-                    closing(query.spotify_plays(conn, user_key, lo, hi, itersize)) as rows,
-                ):
+                with closing(query.spotify_tracks(conn, user_key, lo, hi)) as rows:
+                    tracks = bodies(rows)
+                plays = query.spotify_plays(conn, user_key, lo, hi, itersize)
+                with query.prefetched(plays) as rows:
                     stats = write_zip(fh, tracks, rows)
                 result = _from_stats(out, stats)
             if result.plays == 0:  # deleted since the count: still no file

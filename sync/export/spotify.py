@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import zipfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # C-accelerated
 from time import gmtime, strftime
@@ -102,8 +102,9 @@ def _text(value: str | None) -> str:
     return "null" if value is None else encode_basestring(value)
 
 
-def _bodies(tracks: Iterable[tuple]) -> dict[int, tuple[str, str | None, str | None, bool]]:
-    """Track id -> (the entry's track or episode fields as JSON, name, artist or show, episode).
+def bodies(tracks: Iterable[tuple]) -> dict[int, tuple[str, str | None, str | None, bool]]:
+    """Track id -> (the entry's track or episode fields as JSON, name, artist or show, episode)
+    from query.spotify_tracks' rows.
 
     Built once per track, so each play costs a lookup and a join of three strings.
     """
@@ -122,12 +123,12 @@ def _bodies(tracks: Iterable[tuple]) -> dict[int, tuple[str, str | None, str | N
 
 def write_zip(
     fh: BinaryIO,
-    tracks: Iterable[tuple],
+    tracks: Mapping[int, tuple[str, str | None, str | None, bool]],
     batches: Iterable[list[tuple]],
     compresslevel: int = 1,
 ) -> SpotifyStats:
-    """Write the plays (query.spotify_plays, in end-time order) of the tracks
-    (query.spotify_tracks) as Spotify's zip into `fh`.
+    """Write the plays (query.spotify_plays, in end-time order) of the tracks (bodies())
+    as Spotify's zip into `fh`.
 
     Each year's file is a zip member written as the rows arrive: nothing is held but the
     entries of one chunk. Deflate level 1: a little larger than level 6 on this JSON, several
@@ -135,7 +136,6 @@ def write_zip(
     """
     stats = SpotifyStats()
     seconds = _Seconds()
-    bodies = _bodies(tracks)
     head, tail = _HEAD, _TAIL
     with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=compresslevel) as archive:
         member = None
@@ -160,7 +160,7 @@ def write_zip(
                 else:
                     out.append(",\n")
                 files[current] += 1
-                body, name, who, episode = bodies[track_id]
+                body, name, who, episode = tracks[track_id]
                 if sec > seconds.high:  # the common case: a second no play used yet
                     seconds.high = sec
                     seconds.last = (sec, name, who)

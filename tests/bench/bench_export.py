@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -47,6 +48,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reuse", action="store_true", help="reuse the database if it holds the plays")
     p.add_argument("--formats", default="spotify,csv", help="comma-separated: spotify, csv")
     p.add_argument("--keep", action="store_true", help="keep the exported files (prints where)")
+    p.add_argument(
+        "--round-trip",
+        action="store_true",
+        help="also import the zip into an empty database and compare the plays",
+    )
     return p.parse_args(argv)
 
 
@@ -157,6 +163,51 @@ def export(url: str, fmt: str, out: Path) -> tuple[float, float, str]:
     return seconds, peak / 1024, done.stdout.strip()
 
 
+PLAYS_SQL = """
+select floor(date_part('epoch', h.played_at))::bigint, t.uri, h.ms_played, h.source
+  from listening_history h join tracks t on t.id = h.track_id
+  join user_tokens u on u.id = h.user_id
+ where u.user_id = %s order by h.played_at
+"""
+
+
+def round_trip(admin: str, url: str, archive: Path) -> None:
+    """Import the export into an empty database (the real command) and compare the plays:
+    the same end second and track, and ms_played for the plays that were imported."""
+    name = f"{DB_NAME}_rt"
+    with psycopg.connect(admin, autocommit=True) as a:
+        a.execute(f'drop database if exists "{name}" with (force)')
+        a.execute(f'create database "{name}"')
+    target = with_dbname(admin, name)
+    with psycopg.connect(target) as conn:
+        schema.migrate(conn)
+        conn.execute("insert into user_tokens (user_id, refresh_token) values (%s, 'x')", (USER,))
+        conn.commit()
+    env = {**os.environ, "DATABASE_URL": target}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "sync", "import", str(archive), "--user", USER,
+         "--min-seconds", "0", "--include-podcasts", "--no-progress"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"import failed ({done.returncode}): {done.stderr.strip()}")
+    print(f"round trip: imported into an empty database in {time.perf_counter() - started:.1f} s")
+    with psycopg.connect(url) as a, psycopg.connect(target) as b:
+        before = a.execute(PLAYS_SQL, (USER,)).fetchall()
+        after = b.execute(PLAYS_SQL, (USER,)).fetchall()
+    # multisets: a moved play shares its stated second and track with the play it left
+    same = sum((Counter(r[:2] for r in before) & Counter(r[:2] for r in after)).values())
+    exact = Counter(r[:3] for r in before if r[3] != 0)
+    kept = sum((exact & Counter(r[:3] for r in after)).values())
+    exact = list(exact.elements())
+    print(f"  {len(before):,} plays before, {len(after):,} after; {same:,} with the same end "
+          f"second and track; ms_played kept for {kept:,} of {len(exact):,} imported plays "
+          "(the others moved a second)")  # fmt: skip
+    with psycopg.connect(admin, autocommit=True) as a:
+        a.execute(f'drop database "{name}" with (force)')
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     admin, server = admin_url(args)
@@ -207,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"peak RSS {peak:.0f} MB, file {size:.0f} MB")  # fmt: skip
             for line in output.splitlines():
                 print(f"  | {line}")
+            if args.round_trip and fmt == "spotify":
+                round_trip(admin, url, out)
             if not args.keep:
                 out.unlink()
         if args.keep:

@@ -259,6 +259,32 @@ def test_rows_come_from_a_server_side_cursor_in_batches(db_url, conn, tmp_path, 
     assert seen == [(25, tracks), (10, plays), (10, plays), (5, plays)]  # the tracks first
 
 
+def test_prefetching_hands_on_errors_and_ends_its_thread_when_the_writer_stops():
+    import threading
+
+    def failing():
+        yield [1]
+        raise psycopg.OperationalError("the server went away")
+
+    with pytest.raises(psycopg.OperationalError), export_query.prefetched(failing()) as rows:
+        assert next(rows) == [1]
+        next(rows)
+    closed = []
+
+    def endless():
+        try:
+            while True:
+                yield [0]
+        finally:
+            closed.append(threading.current_thread().name)
+
+    with pytest.raises(RuntimeError), export_query.prefetched(endless(), depth=1) as rows:
+        next(rows)
+        raise RuntimeError("disk full")
+    assert closed == ["export-fetch"]  # closed (its cursor with it) in the thread using it
+    assert "export-fetch" not in [t.name for t in threading.enumerate()]
+
+
 # -- bad input: one line, exit 2, no file ---------------------------------------------------------
 def test_nothing_to_export_or_an_unwritable_path_leaves_no_file(db_url, conn, tmp_path):
     key = add_user(conn)
