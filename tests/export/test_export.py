@@ -321,7 +321,8 @@ def test_export_command_prints_counts_and_no_track_names(run, conn, tmp_path):
     assert "ms_played of 3 Web API plays is an estimate" in lines[1]
     assert lines[2].startswith("0 plays moved a second later")
     assert "Song" not in done.out + done.err
-    assert [p.suffix for p in tmp_path.glob("spotify-history-*")] == [".zip"]
+    (written,) = tmp_path.glob("spotify-history-*")
+    assert written.suffix == ".zip" and written.stat().st_mode & 0o777 == 0o600  # yours only
     done = run("export", "--user", f"user-{key}", "--format", "csv", "--out", "h.csv")
     assert done.code == 0 and done.out.startswith(f"exported 3 plays of user-{key} to h.csv in ")
     assert (tmp_path / "h.csv").read_text().count("\n") == 4
