@@ -87,13 +87,21 @@ def test_long_modules_say_why_at_their_top():
     assert long == []
 
 
-def test_system_tests_are_marked_slow_and_others_are_not(request):
-    items = request.session.items
-    system = [i for i in items if i.nodeid.startswith("tests/system/")]
-    if not system:  # a run of a subset: nothing to compare
-        return
-    assert all(i.get_closest_marker("slow") for i in system)
-    assert not request.node.get_closest_marker("slow")
+def test_system_tests_are_marked_slow_and_others_are_not():
+    from tests import conftest
+
+    class Item:
+        def __init__(self, nodeid: str) -> None:
+            self.nodeid, self.marks = nodeid, []
+
+        def add_marker(self, mark) -> None:
+            self.marks.append(mark.name)
+
+    items = [Item(f"{prefix}test_x.py::t" if prefix.endswith("/") else f"{prefix}::t")
+             for prefix in conftest.SLOW] + [Item("tests/job/test_pipeline.py::t")]  # fmt: skip
+    conftest.pytest_collection_modifyitems(None, items)
+    assert [i.marks for i in items] == [["slow"]] * len(conftest.SLOW) + [[]]
+    assert all((SYNC.parent / prefix).exists() for prefix in conftest.SLOW)
 
 
 def test_tests_mirror_the_package():
@@ -115,6 +123,7 @@ def test_the_lease_length_has_one_home():
 
     homes = [p for p in SYNC.rglob("*.py") if "timedelta(minutes=15)" in p.read_text()]
     assert homes == [SYNC / "store" / "users.py"]
+    assert [p for p in SYNC.rglob("*.py") if "15 minutes" in p.read_text()] == []  # texts too
     assert pipeline.LEASE is users.LEASE
     assert outcome.save.__defaults__[-1] is users.LEASE
 
@@ -130,7 +139,28 @@ def test_the_refresh_token_lifetime_has_one_home():
 
 def test_stand_in_servers_never_block_in_accept():
     from tests.support.github_standin import GitHubStandin
-    from tests.support.standin import Standin
+    from tests.support.standin import Standin, returns_without_a_connection
 
     with Standin() as spotify, GitHubStandin() as github:
-        assert spotify._server.socket.gettimeout() and github.server.socket.gettimeout()
+        assert returns_without_a_connection(spotify._server)
+        assert returns_without_a_connection(github.server)
+
+
+# Still over 60 lines and being split (issue 17); no other function may join them.
+LONG_FUNCTIONS_LEFT = {
+    "cli.py:build_parser",
+    "commands/run.py:cmd_run",
+    "history_import/match.py:plan",
+    "history_import/parse.py:_extended",
+}
+
+
+def test_no_function_over_60_lines():
+    long = {
+        f"{path.relative_to(SYNC)}:{node.name}"
+        for path in SYNC.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > 60
+    }
+    assert long <= LONG_FUNCTIONS_LEFT

@@ -63,56 +63,55 @@ def check_users(
                 f"python -m sync login {where}",
             )
         ]
-    checks = []
-    for key, user_id, status, reason, scope, authorized_at, last_ok in rows:
-        name = alias(key, user_id, show_ids)
-        if status == UserStatus.REMOVED:
-            checks.append(Check(OK, name, "removed, history kept; not synced"))
-            continue
-        if status == UserStatus.DEMO:
-            checks.append(Check(OK, name, "made-up history from python -m sync demo; not synced"))
-            continue
-        if status == "needs_reauth":
-            checks.append(
-                Check(FAIL, name, f"needs to sign in again ({reason or 'no reason'})", login_fix)
-            )
-            continue
-        granted = set((scope or "").split())
-        missing = [s for s in SCOPES if s not in granted]
-        if scope is not None and missing:
-            checks.append(
-                Check(FAIL, name, f"token lacks the scope {', '.join(missing)}", login_fix)
-            )
-            continue
-        expires = tokens.refresh_token_expires_at(authorized_at)
-        days = (expires - now).days
-        synced = f"last ok sync {_ago(now - last_ok)} ago" if last_ok else "never synced"
-        scope_text = f"scope {scope}" if scope else "scope not known until the first refresh"
-        detail = f"active, {scope_text}, {synced}"
-        if expires <= now:
-            checks.append(
-                Check(
-                    FAIL,
-                    name,
-                    f"{detail}; refresh token passed Spotify's 6-month limit on {expires:%Y-%m-%d}",
-                    login_fix,
-                )
-            )
-        elif days < EXPIRY_WARN_DAYS:
-            checks.append(
-                Check(
-                    WARN,
-                    name,
-                    f"{detail}; refresh token expires in {plural(days, 'day')} "
-                    f"({expires:%Y-%m-%d})",
-                    login_fix,
-                )
-            )
-        else:
-            checks.append(
-                Check(OK, name, f"{detail}; refresh token good for {plural(days, 'more day')}")
-            )
-    return checks
+    return [_check_user(row, now, show_ids, login_fix) for row in rows]
+
+
+def _check_user(row: tuple, now: datetime, show_ids: bool, login_fix: str) -> Check:
+    """One user_tokens row: removed, demo, signed out, missing a scope, or how long it lasts."""
+    key, user_id, status, reason, scope, authorized_at, last_ok = row
+    name = alias(key, user_id, show_ids)
+    if status == UserStatus.REMOVED:
+        return Check(OK, name, "removed, history kept; not synced")
+    if status == UserStatus.DEMO:
+        return Check(OK, name, "made-up history from python -m sync demo; not synced")
+    if status == UserStatus.NEEDS_REAUTH:
+        return Check(FAIL, name, f"needs to sign in again ({reason or 'no reason'})", login_fix)
+    granted = set((scope or "").split())
+    missing = [s for s in SCOPES if s not in granted]
+    if scope is not None and missing:
+        return Check(FAIL, name, f"token lacks the scope {', '.join(missing)}", login_fix)
+    return _check_lifetime(name, scope, authorized_at, last_ok, now, login_fix)
+
+
+def _check_lifetime(
+    name: str,
+    scope: str | None,
+    authorized_at: datetime,
+    last_ok: datetime | None,
+    now: datetime,
+    login_fix: str,
+) -> Check:
+    """An active user: the last good sync, and the days left of Spotify's 6 months."""
+    expires = tokens.refresh_token_expires_at(authorized_at)
+    days = (expires - now).days
+    synced = f"last ok sync {_ago(now - last_ok)} ago" if last_ok else "never synced"
+    scope_text = f"scope {scope}" if scope else "scope not known until the first refresh"
+    detail = f"active, {scope_text}, {synced}"
+    if expires <= now:
+        return Check(
+            FAIL,
+            name,
+            f"{detail}; refresh token passed Spotify's 6-month limit on {expires:%Y-%m-%d}",
+            login_fix,
+        )
+    if days < EXPIRY_WARN_DAYS:
+        return Check(
+            WARN,
+            name,
+            f"{detail}; refresh token expires in {plural(days, 'day')} ({expires:%Y-%m-%d})",
+            login_fix,
+        )
+    return Check(OK, name, f"{detail}; refresh token good for {plural(days, 'more day')}")
 
 
 # -- runs ---------------------------------------------------------------------------

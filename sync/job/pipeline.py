@@ -18,29 +18,25 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from psycopg.errors import LockNotAvailable
 
-from sync.control import RunControl, Stopped
-from sync.job import tokens
+from sync.control import RunControl
+from sync.db.reconnect import connection_lost, once_more_on_new
+from sync.job import outcomes, tokens
 from sync.job.fetch import fetch_window
 from sync.job.results import RunResult, UserResult
 from sync.job.transform import parse_items
 from sync.redact import Redactor
-from sync.spotify.client import (
-    AppOwnerNotPremium,
-    Forbidden,
-    InvalidClient,
-    RateLimited,
-    SpotifyClient,
-    Unauthorized,
-)
+from sync.spotify.client import SpotifyClient, Unauthorized
 from sync.statuses import AppProblem, Outcome, UserStatus, WarningCode
 from sync.store import outcome
 from sync.store import users as user_store
 from sync.store.runs import Candidate
+from sync.store.users import User
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +45,6 @@ LEASE = user_store.LEASE  # one home: store/users.py, beside the claim
 LOCKED_WARNING_AFTER = timedelta(hours=3)  # a user held by another run this long: a warning
 LOCK_TIMEOUT = "15s"  # longest wait for a table or row lock (an import, maintenance)
 STATEMENT_TIMEOUT = "5min"  # longest any one statement of the job may run
-# Why the run stopped when Spotify refused the whole app: the reason users not started
-# are skipped with (and how a skip is traced back to the app's problem).
-APP_STOP_REASONS = {
-    AppProblem.INVALID_CLIENT: "Spotify refused the app's credentials",
-    AppProblem.PREMIUM_LAPSED: "Spotify stopped the app: its owner's Premium lapsed",
-}
-APP_STOPPED = {reason: problem for problem, reason in APP_STOP_REASONS.items()}
 
 
 @dataclass
@@ -109,49 +98,94 @@ def _not_claimed(res: UserResult, claim: user_store.Claim, user: Candidate, now:
 def sync_user(
     conn: psycopg.Connection, ctx: Context, user: Candidate, holder: int, run_id: int | None
 ) -> UserResult:
-    """Sync one user and write its outcome. Raises on failure; the caller records those."""
+    """Sync one user and write its outcome: claim, access token, fetch, keep what is new,
+    save. Raises on failure; the caller records those."""
     res = UserResult(key=user.key, user_id=user.user_id, started_at=ctx.now())
+    claim = _claim(conn, ctx, user, holder, run_id, res)
+    if claim is None:
+        return res
+    who = ctx.name(user.key, user.user_id)
+    token, state = _access_token(conn, ctx, claim.user, who, res)
+    items, possible_gap = _fetch(conn, ctx, claim, token, state, who)
+    plays = _keep_new(res, claim, items, possible_gap)
+    _save(conn, ctx, holder, run_id, res, plays)
+    return res
+
+
+def _claim(
+    conn: psycopg.Connection,
+    ctx: Context,
+    user: Candidate,
+    holder: int,
+    run_id: int | None,
+    res: UserResult,
+) -> user_store.Claim | None:
+    """Claim the user for this run (one statement); None, the outcome recorded, when the
+    user is not this run's to sync."""
     if user.status == UserStatus.NEEDS_REAUTH:
         res.status = Outcome.NEEDS_REAUTH
         res.warn(WarningCode.NEEDS_SIGN_IN, "needs to sign in again (python -m sync login); "
                  "not synced")  # fmt: skip
         _finish(conn, run_id, holder, res)
-        return res
+        return None
     claim = user_store.claim(conn, user.key, holder, LEASE)
     if claim.user is None:
         _not_claimed(res, claim, user, ctx.now())
         _finish(conn, run_id, holder, res)
-        return res
-    state = claim.user
-    who = ctx.name(user.key, user.user_id)
+        return None
+    return claim
+
+
+def _access_token(
+    conn: psycopg.Connection, ctx: Context, state: User, who: str, res: UserResult
+) -> tuple[str, User]:
+    """The stored access token while it stays valid, else a refreshed one; warns when the
+    refresh token nears Spotify's limit."""
     ctx.redactor.protect(state.refresh_token)
     ctx.redactor.protect(state.access_token)
     now = ctx.now()
     warning = tokens.expiry_warning(state, now)
     if warning:
         res.warn(WarningCode.TOKEN_EXPIRING, warning)
-
     token = tokens.cached_access_token(state, now)
     if token is None:
-        with ctx.control.critical():  # a rotated token is saved before any hard exit
-            token, state = tokens.refresh_access_token(
-                conn, ctx.client, state, now, ctx.redactor.protect, who
-            )
+        token, state = _refresh(conn, ctx, state, now, who)
+    return token, state
+
+
+def _refresh(
+    conn: psycopg.Connection, ctx: Context, state: User, now: datetime, who: str
+) -> tuple[str, User]:
+    with ctx.control.critical():  # a rotated token is saved before any hard exit
+        return tokens.refresh_access_token(conn, ctx.client, state, now, ctx.redactor.protect, who)
+
+
+def _fetch(
+    conn: psycopg.Connection,
+    ctx: Context,
+    claim: user_store.Claim,
+    token: str,
+    state: User,
+    who: str,
+) -> tuple[list, bool]:
+    """The plays since the newest stored one, and whether there may be a gap before them.
+
+    A 401 gets exactly one refresh and one retry, with the token as stored now (a refresh
+    before may have rotated it)."""
+
+    def window(token: str) -> tuple[list, bool]:
+        return fetch_window(ctx.client, token, claim.newest_played_at, ctx.options.max_tracks, who)
+
     try:
-        items, possible_gap = fetch_window(
-            ctx.client, token, claim.newest_played_at, ctx.options.max_tracks, who
-        )
+        return window(token)
     except Unauthorized:
-        # Exactly one refresh and one retry, with the token as stored now (a refresh above
-        # may have rotated it).
-        with ctx.control.critical():
-            token, state = tokens.refresh_access_token(
-                conn, ctx.client, state, ctx.now(), ctx.redactor.protect, who
-            )
-        items, possible_gap = fetch_window(
-            ctx.client, token, claim.newest_played_at, ctx.options.max_tracks, who
-        )
-    plays, skipped = parse_items(items, claim.recent_played_at)  # only what is not stored
+        token, _ = _refresh(conn, ctx, state, ctx.now(), who)
+        return window(token)
+
+
+def _keep_new(res: UserResult, claim: user_store.Claim, items: list, possible_gap: bool) -> list:
+    """The plays not stored yet; counts them in the result and warns of a possible gap."""
+    plays, skipped = parse_items(items, claim.recent_played_at)
     res.fetched = len(items)
     res.skipped_items = skipped
     res.possible_gap = possible_gap
@@ -161,15 +195,27 @@ def sync_user(
             "possible gap: all 50 plays in Spotify's window are new, so older plays since the "
             "last sync may be lost (sync more often, or import your Spotify data export)",
         )
-    if ctx.options.dry_run:  # count what would be new, write nothing
+    return plays
+
+
+def _save(
+    conn: psycopg.Connection,
+    ctx: Context,
+    holder: int,
+    run_id: int | None,
+    res: UserResult,
+    plays: list,
+) -> None:
+    """Store the plays and the outcome and give the user back: one statement. A dry run
+    counts what would be new inside a rolled-back transaction."""
+    if ctx.options.dry_run:
         with conn.transaction() as tx:
-            res.new_tracks = len(outcome.save(conn, user.key, holder, None, _row(res), plays))
+            res.new_tracks = len(outcome.save(conn, res.key, holder, None, _row(res), plays))
             raise psycopg.Rollback(tx)
         _finish(conn, run_id, holder, res)
     else:
-        new = outcome.save(conn, user.key, holder, run_id, _row(res), plays, LEASE)
+        new = outcome.save(conn, res.key, holder, run_id, _row(res), plays, LEASE)
         res.new_tracks = len(new)
-    return res
 
 
 def _row(res: UserResult) -> dict:
@@ -191,20 +237,7 @@ def _finish(conn: psycopg.Connection, run_id: int | None, holder: int, res: User
     outcome.save(conn, res.key, holder, run_id, _row(res), (), LEASE)
 
 
-def _describe(exc: BaseException) -> tuple[str, str]:
-    if isinstance(exc, tokens.NeedsReauth):
-        return "NeedsReauth", f"Spotify refused the refresh token ({exc}); sign in again"
-    if isinstance(exc, psycopg.Error):
-        first = (str(exc).strip().splitlines() or [""])[0]
-        return type(exc).__name__, f"database error: {first}"[:300]
-    name = getattr(exc, "recorded_as", None) or type(exc).__name__
-    return name, (str(exc) or type(exc).__name__)[:300]
-
-
-def _connection_lost(conn: psycopg.Connection | None, exc: BaseException) -> bool:
-    return isinstance(exc, psycopg.OperationalError) and (
-        conn is None or conn.closed or conn.broken
-    )
+_describe = outcomes.describe  # also read here by tests/job/test_reliability.py
 
 
 class _Connections:
@@ -246,121 +279,117 @@ def run_sync(
     on_result: Callable[[UserResult], None] | None = None,
 ) -> RunResult:
     """Sync every user in a bounded pool; one user's failure never stops the others."""
-    control = ctx.control
-    started = control.clock()
-    conns = _Connections(url, connect)
+    started = ctx.control.clock()
     holder = run_id if run_id is not None else -secrets.randbelow(2**62) - 1
-    app_problems: list[AppProblem] = []  # app-wide refusals met, first first
-
-    def refuse_app(res: UserResult, problem: AppProblem, error_class: str, error: str) -> None:
-        """Spotify refused the whole app: stop the run (users not started are skipped with
-        the reason) and fail the user that met it; reports say the fix once, for the run."""
-        app_problems.append(problem)  # before stop(): whoever sees the stop sees the problem
-        control.stop(APP_STOP_REASONS[problem])
-        res.status, res.error_class, res.error = Outcome.FAILED, error_class, error
-        res.app_problem = problem
-
-    def attempt(user: Candidate) -> UserResult:
-        res = UserResult(user.key, user.user_id, started_at=ctx.now())
-        pending: tokens.PendingTokens | None = None
-        for try_no in (1, 2):
-            conn = None
-            try:
-                control.check()
-                conn = conns.get()
-                if pending is not None:  # Spotify's rotated token first, before anything
-                    with control.critical():
-                        tokens.save_pending(conn, pending)
-                    pending = None
-                return sync_user(conn, ctx, user, holder, run_id)
-            except tokens.TokensNotSaved as exc:
-                pending = exc.pending
-                if try_no == 1:
-                    who = ctx.name(user.key, user.user_id)
-                    log.warning("%s: database connection lost before the refreshed token was "
-                                "saved; saving it on a new one", who)  # fmt: skip
-                    continue
-                res.status, res.error_class = Outcome.FAILED, "TokensNotSaved"
-                res.error = (
-                    "Spotify refreshed the token but the database went away twice before it "
-                    "was saved; if the next run reports invalid_grant, sign in again"
-                )
-            except Stopped as exc:
-                res.status, res.error = Outcome.SKIPPED, exc.reason
-                res.app_problem = APP_STOPPED.get(exc.reason)  # not started: the app is refused
-            except RateLimited as exc:  # per app: the client stopped the run for everyone
-                res.status, res.error = Outcome.SKIPPED, str(exc)
-            except InvalidClient as exc:  # the app's credentials are wrong for everyone
-                refuse_app(
-                    res,
-                    AppProblem.INVALID_CLIENT,
-                    "InvalidClient",
-                    f"Spotify refuses the app's credentials ({exc}): check SPOTIFY_CLIENT_ID "
-                    "and SPOTIFY_CLIENT_SECRET against the app in Spotify's developer "
-                    "dashboard, then the next run continues",
-                )
-            except AppOwnerNotPremium as exc:  # the whole app is stopped, not this user
-                refuse_app(res, AppProblem.PREMIUM_LAPSED, "AppOwnerNotPremium", str(exc))
-            except tokens.NeedsReauth as exc:
-                res.status, res.newly_needs_reauth = Outcome.NEEDS_REAUTH, True
-                res.error_class, res.error = _describe(exc)
-            except tokens.UserChanged as exc:
-                res.status, res.error = Outcome.SKIPPED, str(exc)
-            except psycopg.errors.LockNotAvailable:
-                res.status = Outcome.SKIPPED
-                res.error = (f"the database is busy (a lock held longer than {LOCK_TIMEOUT}: an "
-                             "import or maintenance); the next run continues")  # fmt: skip
-            except Forbidden as exc:
-                res.error_class, res.error = _describe(exc)
-                if user.last_outcome in (Outcome.REFUSED, Outcome.FAILED) and (
-                    user.last_error_class == Forbidden.recorded_as
-                ):
-                    res.status = Outcome.REFUSED  # known: a warning, not an hourly e-mail
-                    res.warn(WarningCode.NOT_ALLOWED, res.error)
-                else:
-                    res.status = Outcome.FAILED
-            except Exception as exc:  # anything else fails this user only, never the others
-                if _connection_lost(conn, exc) and try_no == 1:
-                    log.warning("%s: database connection lost; retrying with a new one",
-                                ctx.name(user.key, user.user_id))  # fmt: skip
-                    continue
-                res.status = Outcome.FAILED
-                res.error_class, res.error = _describe(exc)
-            break
-        res.error = ctx.redactor.redact(res.error) if res.error else None
-        _record_failure(conns, run_id, holder, res)
-        return res
-
-    def work(user: Candidate) -> UserResult:
-        """Attempt one user, then log the result whatever it was (skips too)."""
-        begun = control.clock()
-        begun_at = ctx.now()
-        with control.working():
-            res = attempt(user)
-        res.started_at = res.started_at or begun_at
-        res.duration_s = control.clock() - begun
-        if on_result:
-            on_result(res)
-        return res
-
+    run = _Run(ctx, _Connections(url, connect), holder, run_id)
     results: list[UserResult] = []
     try:
         with ThreadPoolExecutor(
             max_workers=max(1, ctx.options.concurrency), initializer=_leave_signals_to_main
         ) as pool:
-            for res in pool.map(work, users):
+            for res in pool.map(lambda user: _work(run, user, on_result), users):
                 results.append(res)
     finally:
-        conns.close()
+        run.conns.close()
     results.sort(key=lambda r: r.key)  # report in a stable order, whatever ran first
     return RunResult(
         run_id=run_id,
         users=results,
-        duration_s=control.clock() - started,
+        duration_s=ctx.control.clock() - started,
         dry_run=ctx.options.dry_run,
-        stopped=control.reason,
-        app_problem=app_problems[0] if app_problems else None,
+        stopped=ctx.control.reason,
+        app_problem=run.app_problems[0] if run.app_problems else None,
     )
+
+
+@dataclass
+class _Run:
+    """What the users of one run share."""
+
+    ctx: Context
+    conns: _Connections
+    holder: int  # the claim holder: the run's id, or a random negative one for a dry run
+    run_id: int | None
+    app_problems: list[AppProblem] = field(default_factory=list)  # met so far, first first
+
+
+def _work(run: _Run, user: Candidate, on_result: Callable[[UserResult], None] | None) -> UserResult:
+    """Attempt one user, then log the result whatever it was (skips too)."""
+    control = run.ctx.control
+    begun = control.clock()
+    begun_at = run.ctx.now()
+    with control.working():
+        res = _attempt(run, user)
+    res.started_at = res.started_at or begun_at
+    res.duration_s = control.clock() - begun
+    if on_result:
+        on_result(res)
+    return res
+
+
+def _attempt(run: _Run, user: Candidate) -> UserResult:
+    """Sync one user, once more on a new connection if the database went away; an error
+    becomes the user's outcome (sync.job.outcomes), redacted and recorded."""
+    res = UserResult(user.key, user.user_id, started_at=run.ctx.now())
+    tries = _Tries(run, user)
+    try:
+        return once_more_on_new(tries.sync, tries.connection, lost=tries.lost,
+                                on_lost=tries.say_lost)  # fmt: skip
+    except Exception as exc:  # anything fails this user only, never the others
+        _apply(run, res, outcomes.verdict(exc, user, lock_timeout=LOCK_TIMEOUT))
+    res.error = run.ctx.redactor.redact(res.error) if res.error else None
+    _record_failure(run.conns, run.run_id, run.holder, res)
+    return res
+
+
+class _Tries:
+    """One user's two tries. Tokens Spotify rotated that the first could not save (the
+    connection was lost right after the refresh) are saved first on the second's."""
+
+    def __init__(self, run: _Run, user: Candidate):
+        self.run = run
+        self.user = user
+        self.pending: tokens.PendingTokens | None = None
+
+    def connection(self) -> psycopg.Connection:
+        self.run.ctx.control.check()  # a stopped run starts no user, and no second try
+        return self.run.conns.get()
+
+    def sync(self, conn: psycopg.Connection) -> UserResult:
+        if self.pending is not None:  # Spotify's rotated token first, before anything
+            with self.run.ctx.control.critical():
+                tokens.save_pending(conn, self.pending)
+            self.pending = None
+        return sync_user(conn, self.run.ctx, self.user, self.run.holder, self.run.run_id)
+
+    def lost(self, conn: psycopg.Connection | None, exc: Exception) -> bool:
+        if isinstance(exc, tokens.TokensNotSaved):
+            self.pending = exc.pending
+            return True
+        # a lock wait that ran out leaves the connection usable: the database is busy, not gone
+        return not isinstance(exc, LockNotAvailable) and connection_lost(conn, exc)
+
+    def say_lost(self, exc: Exception) -> None:
+        who = self.run.ctx.name(self.user.key, self.user.user_id)
+        if isinstance(exc, tokens.TokensNotSaved):
+            log.warning("%s: database connection lost before the refreshed token was saved; "
+                        "saving it on a new one", who)  # fmt: skip
+        else:
+            log.warning("%s: database connection lost; retrying with a new one", who)
+
+
+def _apply(run: _Run, res: UserResult, verdict: outcomes.Verdict) -> None:
+    """Give the result the verdict's outcome. An app-wide refusal also stops the run (users
+    not started are skipped with the reason); reports say the fix once, for the run."""
+    if verdict.stops_run:
+        problem = verdict.app_problem
+        run.app_problems.append(problem)  # before stop(): whoever sees the stop sees the problem
+        run.ctx.control.stop(outcomes.APP_STOP_REASONS[problem])
+    res.status, res.error_class, res.error = verdict.status, verdict.error_class, verdict.error
+    res.app_problem = verdict.app_problem
+    res.newly_needs_reauth = verdict.newly_needs_reauth
+    if verdict.warning:
+        res.warn(verdict.warning, verdict.error)
 
 
 def _leave_signals_to_main() -> None:
@@ -375,13 +404,7 @@ def _leave_signals_to_main() -> None:
 
 def _record_failure(conns: _Connections, run_id: int | None, holder: int, res: UserResult) -> None:
     """Record a user that did not finish normally and release its claim; never raises."""
-    for _ in range(2):
-        conn = None
-        try:
-            conn = conns.get()
-            _finish(conn, run_id, holder, res)
-            return
-        except psycopg.Error as exc:
-            if not _connection_lost(conn, exc):
-                break
-    log.warning("could not record the result of user %s", res.key)
+    try:
+        once_more_on_new(lambda conn: _finish(conn, run_id, holder, res), conns.get)
+    except psycopg.Error:
+        log.warning("could not record the result of user %s", res.key)

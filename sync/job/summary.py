@@ -184,9 +184,17 @@ BANNER_CODES = (WarningCode.LOCKED_LONG, WarningCode.TOKEN_EXPIRING)
 
 
 def summary_markdown(result: RunResult, name, run_url: str | None = None) -> str:
+    """The run as GitHub's step summary: totals, what needs attention, a row per user."""
+    out = _totals_table(result) + _callouts(result, name) + _users_table(result, name)
+    if run_url:
+        out += ["", f"Run recorded in `sync_runs` ([this run]({run_url}))."]
+    return "\n".join(out) + "\n"
+
+
+def _totals_table(result: RunResult) -> list[str]:
     t = result.totals()
     title = "Spotify history sync" + (" (dry run, nothing written)" if result.dry_run else "")
-    out = [
+    return [
         f"## {title}",
         "",
         "| users | synced | failed | need re-auth | skipped | new plays | duration |",
@@ -196,6 +204,11 @@ def summary_markdown(result: RunResult, name, run_url: str | None = None) -> str
         f"| {result.duration_s:.1f}s |",
         "",
     ]
+
+
+def _callouts(result: RunResult, name) -> list[str]:
+    """GitHub alerts for what concerns the run: why it stopped, killed runs, gaps, warnings."""
+    out: list[str] = []
     gaps = [name(u) for u in result.users if u.possible_gap]
     banner = [
         (name(u), n.text)
@@ -222,28 +235,29 @@ def summary_markdown(result: RunResult, name, run_url: str | None = None) -> str
         ]
     if banner:
         out += ["> [!WARNING]"] + [f"> {who}: {w}  " for who, w in banner] + [""]
-    if result.users:
-        out += [
-            "| user | status | new plays | fetched | skipped items | warnings |",
-            "|---|---|---:|---:|---:|---|",
-        ]
-        for u in result.users:
-            error = user_error(u, "see above")
-            notes = [n.text for n in u.warnings] + ([error] if error else [])
-            out.append(
-                f"| {_cell(name(u))} | {STATUS_ICON.get(u.status, '')} {u.status} "
-                f"| {u.new_tracks} | {u.fetched} | {u.skipped_items} "
-                f"| {_cell('; '.join(notes))} |"
-            )
-    else:
-        out += [
+    return out
+
+
+def _users_table(result: RunResult, name) -> list[str]:
+    if not result.users:
+        return [
             "> [!WARNING]",
             "> No users in `user_tokens` yet, so nothing is synced: run `python -m sync login`",
             "> (or `python -m sync setup`) with `DATABASE_URL` set to this database.",
         ]
-    if run_url:
-        out += ["", f"Run recorded in `sync_runs` ([this run]({run_url}))."]
-    return "\n".join(out) + "\n"
+    out = [
+        "| user | status | new plays | fetched | skipped items | warnings |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for u in result.users:
+        error = user_error(u, "see above")
+        notes = [n.text for n in u.warnings] + ([error] if error else [])
+        out.append(
+            f"| {_cell(name(u))} | {STATUS_ICON.get(u.status, '')} {u.status} "
+            f"| {u.new_tracks} | {u.fetched} | {u.skipped_items} "
+            f"| {_cell('; '.join(notes))} |"
+        )
+    return out
 
 
 def write_step_summary(path: str, text: str, redactor: Redactor) -> None:

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sync.job.results import RunResult
+from sync.job.results import RunResult, UserResult
 from sync.job.tokens import refresh_token_expires_at
 from sync.names import alias
 from sync.statuses import AppProblem, Outcome, UserStatus, WarningCode
+from sync.store.users import LEASE
 
 SIGN_IN_NOTICE = timedelta(days=14)  # open the sign-in issue this long before the end
 GAP_RUNS = 24  # look at a user's last this many synced runs ...
@@ -126,58 +127,92 @@ def desired(
     by_key = {u.key: u for u in (result.users if result else [])}
     for u in users:
         name = alias(u.key, u.user_id, place.show_ids)
-        sub = subject(u.key)
-        ends = refresh_token_expires_at(u.authorized_at)
-        key = (Problem.SIGN_IN, sub)
-        if u.status == UserStatus.NEEDS_REAUTH or (
-            u.status == UserStatus.ACTIVE and ends - now <= SIGN_IN_NOTICE
-        ):
-            url, until = link(u.key)
-            if u.status == UserStatus.NEEDS_REAUTH or ends <= now:
-                title = f"{name} needs to sign in with Spotify again"
-                why = (f"Spotify no longer accepts {name}'s sign-in (it ended on "
-                       f"{ends:%Y-%m-%d}, 6 months after signing in, or access was removed), "
-                       "so their plays are not synced. Spotify keeps only the last 50 plays: "
-                       "sign in soon.")  # fmt: skip
-            else:
-                title = f"{name}'s Spotify sign-in ends on {ends:%Y-%m-%d}"
-                why = (f"Spotify ends every sign-in 6 months after it was given: {name}'s ends "
-                       f"on {ends:%Y-%m-%d}. After that their plays are not synced until they "
-                       "sign in again; doing it now starts a new 6 months.")  # fmt: skip
-            out.present[key] = Notice(title, _body(key, why, _sign_in_steps(place, url, until)))
-        key = (Problem.REFUSED, sub)
-        if u.status == UserStatus.ACTIVE and u.last_outcome == Outcome.REFUSED:
-            out.present[key] = Notice(
-                f"Spotify refuses {name}'s data",
-                _body(key, f"Spotify answered 403 for {name} in two runs in a row, so their "
-                      "plays are not synced. A development-mode app serves only the accounts "
-                      "listed under **User Management** in the app's Spotify developer dashboard "
-                      "(5 at most): add this account's e-mail there. This issue closes by itself "
-                      "after the next run that syncs them."),
-            )  # fmt: skip
-        key = (Problem.GAPS, sub)
-        if u.gap_runs >= GAP_THRESHOLD:
-            out.present[key] = Notice(
-                f"{name} may be losing plays",
-                _body(key, f"In {u.gap_runs} of {name}'s last {GAP_RUNS} synced runs, all 50 "
-                      "plays Spotify keeps were new, so plays between two runs may be lost: "
-                      "Spotify shows only the last 50. Two fixes: run more often (a shorter "
-                      "`cron` in `.github/workflows/sync.yml`, e.g. `*/30 * * * *`), and fill "
-                      "what was lost from Spotify's data export (`python -m sync import`, "
-                      "docs/import.md). Closes by itself when fewer runs see a gap."),
-            )  # fmt: skip
-        key = (Problem.HELD, sub)
-        res = by_key.get(u.key)
-        if res is not None and any(n.code == WarningCode.LOCKED_LONG for n in res.warnings):
-            out.present[key] = Notice(
-                f"{name} is held by a run that does not finish",
-                _body(key, f"{name} has not been synced for hours: another run keeps its claim. "
-                      "Look under Actions for a run that is still going (or a sync on another "
-                      "machine) and stop it; a dead run's claim ends 15 minutes after it died."),
-            )  # fmt: skip
-        elif res is None or res.status != Outcome.OK:
-            out.unknown.add(key)
+        _sign_in(out, u, name, place, now, link)
+        _refused(out, u, name)
+        _gaps(out, u, name)
+        _held(out, u, name, by_key.get(u.key))
     _app(out, result, place)
+    _schedule(out, now, days_since_activity)
+    return out
+
+
+def _sign_in(
+    out: Desired,
+    u: UserFacts,
+    name: str,
+    place: Place,
+    now: datetime,
+    link: Callable[[int], tuple[str, datetime]],
+) -> None:
+    """Spotify refused the sign-in, or it ends within SIGN_IN_NOTICE (or has ended)."""
+    ends = refresh_token_expires_at(u.authorized_at)
+    key = (Problem.SIGN_IN, subject(u.key))
+    if u.status == UserStatus.NEEDS_REAUTH or (
+        u.status == UserStatus.ACTIVE and ends - now <= SIGN_IN_NOTICE
+    ):
+        url, until = link(u.key)
+        if u.status == UserStatus.NEEDS_REAUTH or ends <= now:
+            title = f"{name} needs to sign in with Spotify again"
+            why = (f"Spotify no longer accepts {name}'s sign-in (it ended on "
+                   f"{ends:%Y-%m-%d}, 6 months after signing in, or access was removed), "
+                   "so their plays are not synced. Spotify keeps only the last 50 plays: "
+                   "sign in soon.")  # fmt: skip
+        else:
+            title = f"{name}'s Spotify sign-in ends on {ends:%Y-%m-%d}"
+            why = (f"Spotify ends every sign-in 6 months after it was given: {name}'s ends "
+                   f"on {ends:%Y-%m-%d}. After that their plays are not synced until they "
+                   "sign in again; doing it now starts a new 6 months.")  # fmt: skip
+        out.present[key] = Notice(title, _body(key, why, _sign_in_steps(place, url, until)))
+
+
+def _refused(out: Desired, u: UserFacts, name: str) -> None:
+    key = (Problem.REFUSED, subject(u.key))
+    if u.status == UserStatus.ACTIVE and u.last_outcome == Outcome.REFUSED:
+        out.present[key] = Notice(
+            f"Spotify refuses {name}'s data",
+            _body(key, f"Spotify answered 403 for {name} in two runs in a row, so their "
+                  "plays are not synced. A development-mode app serves only the accounts "
+                  "listed under **User Management** in the app's Spotify developer dashboard "
+                  "(5 at most): add this account's e-mail there. This issue closes by itself "
+                  "after the next run that syncs them."),
+        )  # fmt: skip
+
+
+def _gaps(out: Desired, u: UserFacts, name: str) -> None:
+    key = (Problem.GAPS, subject(u.key))
+    if u.gap_runs >= GAP_THRESHOLD:
+        out.present[key] = Notice(
+            f"{name} may be losing plays",
+            _body(key, f"In {u.gap_runs} of {name}'s last {GAP_RUNS} synced runs, all 50 "
+                  "plays Spotify keeps were new, so plays between two runs may be lost: "
+                  "Spotify shows only the last 50. Two fixes: run more often (a shorter "
+                  "`cron` in `.github/workflows/sync.yml`, e.g. `*/30 * * * *`), and fill "
+                  "what was lost from Spotify's data export (`python -m sync import`, "
+                  "docs/import.md). Closes by itself when fewer runs see a gap."),
+        )  # fmt: skip
+
+
+def _held(out: Desired, u: UserFacts, name: str, res: UserResult | None) -> None:
+    """Held by a dead run: known only from this run's result (unknown when it did not sync)."""
+    key = (Problem.HELD, subject(u.key))
+    if res is not None and any(n.code == WarningCode.LOCKED_LONG for n in res.warnings):
+        out.present[key] = Notice(
+            f"{name} is held by a run that does not finish",
+            _body(key, f"{name} has not been synced for hours: another run keeps its claim. "
+                  "Look under Actions for a run that is still going (or a sync on another "
+                  f"machine) and stop it; a dead run's claim ends {_minutes(LEASE)} minutes after "
+                  "it died."),
+        )  # fmt: skip
+    elif res is None or res.status != Outcome.OK:
+        out.unknown.add(key)
+
+
+def _minutes(length: timedelta) -> int:
+    return int(length.total_seconds() // 60)
+
+
+def _schedule(out: Desired, now: datetime, days_since_activity: float | None) -> None:
+    """GitHub is about to disable the schedule of a repository without activity."""
     key = (Problem.SCHEDULE, APP)
     if days_since_activity is None:
         out.unknown.add(key)
@@ -192,7 +227,6 @@ def desired(
                   "workflow** in GitHub's e-mail. Once stopped: Actions > sync > **Enable "
                   "workflow**."),
         )  # fmt: skip
-    return out
 
 
 def _app(out: Desired, result: RunResult | None, place: Place) -> None:

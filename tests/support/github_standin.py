@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-from tests.support.standin import ACCEPT_TIMEOUT
+from tests.support.standin import loopback_server
 
 REPO = "someone/spotify-history"
 TOKEN = "ghs_standin_token_0123456789"
@@ -110,8 +110,7 @@ def _handler(state: GitHubState):
 class GitHubStandin:
     def __init__(self) -> None:
         self.state = GitHubState()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state))
-        self.server.socket.settimeout(ACCEPT_TIMEOUT)  # see tests/support/standin.py
+        self.server = loopback_server(ThreadingHTTPServer, _handler(self.state))
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
