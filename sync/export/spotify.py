@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # C-accelerated
 from time import gmtime, strftime
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from sync.store.sources import song_key
 
@@ -121,6 +121,40 @@ def bodies(tracks: Iterable[tuple]) -> dict[int, tuple[str, str | None, str | No
     return out
 
 
+class _Files:
+    """The zip's yearly members, each written a chunk of entries at a time."""
+
+    def __init__(self, archive: zipfile.ZipFile):
+        self.archive = archive
+        self.member: IO[bytes] | None = None
+        self.year: str | None = None
+        self.current = ""
+        self.out: list[str] = []
+
+    def start(self, year: str) -> list[str]:
+        """A new year: close the file before, open the next; returns the new chunk."""
+        self.close()
+        self.year = year
+        self.current = member_name(year)
+        self.member = self.archive.open(self.current, "w", force_zip64=True)
+        self.out = ["[\n"]
+        return self.out
+
+    def flush(self) -> list[str]:
+        """Write the chunk; returns the next one (starting with the separator)."""
+        assert self.member is not None
+        self.member.write("".join(self.out).encode())
+        self.out = [",\n"]
+        return self.out
+
+    def close(self) -> None:
+        if self.member is not None:
+            self.out.append("\n]\n")
+            self.member.write("".join(self.out).encode())
+            self.member.close()
+            self.member = None
+
+
 def write_zip(
     fh: BinaryIO,
     tracks: Mapping[int, tuple[str, str | None, str | None, bool]],
@@ -135,54 +169,48 @@ def write_zip(
     times quicker (docs/benchmarks.md).
     """
     stats = SpotifyStats()
-    seconds = _Seconds()
-    head, tail = _HEAD, _TAIL
     with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=compresslevel) as archive:
-        member = None
-        year = current = None
-        out: list[str] = []
-        files = stats.files
+        files = _Files(archive)
+        seconds = _Seconds()
         for batch in batches:
-            for sec, ts, track_id, ms, estimated in batch:
-                if ts[:4] != year:  # a new year: a new file
-                    if member is not None:
-                        out.append("\n]\n")
-                        member.write("".join(out).encode())
-                        member.close()
-                    year = ts[:4]
-                    current = member_name(year)
-                    member = archive.open(current, "w", force_zip64=True)
-                    out = ["[\n"]
-                elif len(out) >= CHUNK:
-                    assert member is not None
-                    member.write("".join(out).encode())
-                    out = [",\n"]
-                else:
-                    out.append(",\n")
-                files[current] += 1
-                body, name, who, episode = tracks[track_id]
-                if sec > seconds.high:  # the common case: a second no play used yet
-                    seconds.high = sec
-                    seconds.last = (sec, name, who)
-                    seconds.taken = None
-                else:
-                    at = seconds.place(sec, name, who)
-                    if at != sec:
-                        stats.moved += 1
-                        ts = _ts(at)
-                out.append(head.format(ts, ms))
-                out.append(body)
-                out.append(tail)
-                if episode:
-                    stats.episodes += 1
-                if estimated:
-                    stats.estimated += 1
-                if ms < SHORT_MS:
-                    stats.short += 1
-                    stats.short_estimated += estimated
-            stats.plays += len(batch)
-        if member is not None:
-            out.append("\n]\n")
-            member.write("".join(out).encode())
-            member.close()
+            _entries(files, seconds, tracks, batch, stats)
+        files.close()
     return stats
+
+
+def _entries(
+    files: _Files, seconds: _Seconds, tracks: Mapping, batch: list[tuple], stats: SpotifyStats
+) -> None:
+    """One batch of plays into the current chunk. Hot loop (a million plays): keep it lean."""
+    counts = stats.files
+    head, tail = _HEAD, _TAIL
+    out = files.out
+    for sec, ts, track_id, ms, estimated in batch:
+        if ts[:4] != files.year:  # a new year: a new file
+            out = files.start(ts[:4])
+        elif len(out) >= CHUNK:
+            out = files.flush()
+        else:
+            out.append(",\n")
+        counts[files.current] += 1
+        body, name, who, episode = tracks[track_id]
+        if sec > seconds.high:  # the common case: a second no play used yet
+            seconds.high = sec
+            seconds.last = (sec, name, who)
+            seconds.taken = None
+        else:
+            at = seconds.place(sec, name, who)
+            if at != sec:
+                stats.moved += 1
+                ts = _ts(at)
+        out.append(head.format(ts, ms))
+        out.append(body)
+        out.append(tail)
+        if episode:
+            stats.episodes += 1
+        if estimated:
+            stats.estimated += 1
+        if ms < SHORT_MS:
+            stats.short += 1
+            stats.short_estimated += estimated
+    stats.plays += len(batch)
