@@ -5,21 +5,62 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sync import db
+from sync.commands import Context, Subcommands, add_user_argument, options_from, resolve_user
 from sync.config import Settings
 from sync.errors import UserError
-from sync.export import ExportResult, export_history
+from sync.export import FORMATS, ExportResult, export_history
 from sync.export.history import NoPlays
 from sync.names import alias
-from sync.store import users as user_store
 
 log = logging.getLogger(__name__)
 
 SUFFIX = {"spotify": "zip", "csv": "csv"}
+
+
+def add_parser(sub: Subcommands) -> None:
+    exp = sub.add_parser("export", help="write a user's history as Spotify's export (zip) or CSV")
+    add_user_argument(exp, "Spotify user id (or alias user-N)", required=True)
+    exp.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="spotify",
+        help="spotify: extended streaming history, one JSON file a year, zipped "
+        "(default); csv: one row per play",
+    )
+    exp.add_argument(
+        "--out",
+        metavar="PATH",
+        help="file to write (default spotify-history-<user>-<date>.zip or .csv)",
+    )
+    exp.add_argument(
+        "--from",
+        dest="date_from",
+        metavar="DATE",
+        help="first day, YYYY-MM-DD, in the user's time zone",
+    )
+    exp.add_argument("--to", dest="date_to", metavar="DATE", help="last day, included")
+    exp.set_defaults(handler=_handler)
+
+
+def _handler(args: argparse.Namespace, ctx: Context) -> int:
+    return cmd_export(ctx.settings, options_from(ExportOptions, args))
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """`export`'s flags (each field is its flag's dest)."""
+
+    user: str
+    format: str = "spotify"
+    out: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
 
 
 def default_name(label: str, fmt: str, today: date) -> str:
@@ -83,25 +124,26 @@ def summary(result: ExportResult, label: str, seconds: float) -> list[str]:
     return lines
 
 
-def cmd_export(args: argparse.Namespace, settings: Settings, now: datetime | None = None) -> int:
-    first = _day(args.date_from, "--from")
-    last = _day(args.date_to, "--to")
+def cmd_export(settings: Settings, flags: ExportOptions, now: datetime | None = None) -> int:
+    """Export one user's plays (flags.user) to a file; print what was written."""
+    first = _day(flags.date_from, "--from")
+    last = _day(flags.date_to, "--to")
     with db.open_database(settings) as conn:
         try:
-            user = user_store.resolve_user(conn, args.user)
+            user = resolve_user(conn, flags.user)
         finally:
             conn.rollback()
         label = alias(user.key, user.user_id, settings.show_user_ids)
         since, until = period(first, last, user.time_zone)
         today = (now or datetime.now(UTC)).astimezone(UTC).date()
         out = (
-            Path(args.out).expanduser()
-            if args.out
-            else Path(default_name(label, args.format, today))
+            Path(flags.out).expanduser()
+            if flags.out
+            else Path(default_name(label, flags.format, today))
         )
         started = time.perf_counter()
         try:
-            result = export_history(conn, user.key, out, fmt=args.format, since=since, until=until)
+            result = export_history(conn, user.key, out, fmt=flags.format, since=since, until=until)
         except NoPlays:
             raise UserError(
                 f"no plays of {label} {_period_text(first, last, user.time_zone)}: "

@@ -16,6 +16,7 @@ from sync.job import tokens
 from sync.names import alias
 from sync.spotify.oauth import SCOPES
 from sync.statuses import SYNCED_STATUSES, UserStatus
+from sync.store.users import REFRESH_TOKEN_LIFETIME_MONTHS as MONTHS
 from sync.text import plural
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def _check_lifetime(
         return Check(
             FAIL,
             name,
-            f"{detail}; refresh token passed Spotify's 6-month limit on {expires:%Y-%m-%d}",
+            f"{detail}; refresh token passed Spotify's {MONTHS}-month limit on {expires:%Y-%m-%d}",
             login_fix,
         )
     if days < EXPIRY_WARN_DAYS:

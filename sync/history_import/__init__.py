@@ -3,11 +3,12 @@
 The rules (what counts as a play, how export plays meet plays already synced from the
 Web API, time collisions, placeholder tracks) are in docs/import.md. The package:
 
-- sources.py: find the export's files (zip, folder, files) and parse them in workers;
-- parse.py: one file's entries to rows (pure); match.py: pair export plays with stored
-  plays (pure);
-- resolve.py: the SQL that turns export names into catalogue rows, set-based;
-- load.py: the Loader, which writes one parsed file after another;
+- files.py: find the export's files (zip, folder, files) and parse them in workers;
+- parse.py: one file's entries to rows (pure), by format in extended.py and account.py,
+  with staged.py (what a file becomes, shared rules) and json_entries.py (the JSON array);
+- match.py: pair export plays with stored plays (pure);
+- load.py: the Loader, which writes one parsed file after another through
+  sync/store/imports.py (the set logic is SQL: sql/repeatable/25_import.sql);
 - importer.py: the whole import in ONE transaction (a malformed file anywhere means
   nothing of the import is written); progress.py and report.py: what it shows.
 """

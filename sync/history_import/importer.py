@@ -20,10 +20,8 @@ from sync.history_import.parse import (
 )
 from sync.history_import.progress import Progress
 from sync.history_import.report import ImportResult
+from sync.store import imports as store
 from sync.store.sources import MATCH_TOLERANCE_MS
-
-log = logging.getLogger(__name__)
-
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +37,7 @@ def _use_bulk(conn: psycopg.Connection, sources: Sequence[SourceRef]) -> bool:
     estimate = sum(s.size // BYTES_PER_ENTRY[s.kind] for s in sources)
     if estimate < BULK_MIN_PLAYS:
         return False
-    stored = conn.execute(
-        "select greatest(reltuples, 0) from pg_class where oid = 'listening_history'::regclass"
-    ).fetchone()[0]
-    return estimate * 5 >= stored
+    return estimate * 5 >= store.stored_plays_estimate(conn)
 
 
 def import_export(

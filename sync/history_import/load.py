@@ -9,10 +9,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from psycopg import sql
 
 from sync.analytics import upkeep as analytics
-from sync.errors import UserError
 from sync.history_import.match import Staged, Stored, plan, reach_ms
 from sync.history_import.parse import (
     SKIP_NO_SLOT,
@@ -21,13 +19,10 @@ from sync.history_import.parse import (
     ms_text,
 )
 from sync.history_import.report import FileResult, OffsetStats
-from sync.history_import.resolve import CREATE_TRACKS, REFS_DDL, RESOLVE_STATEMENTS
-from sync.store import users as user_store
+from sync.store import imports as store
 from sync.store.sources import MATCH_TOLERANCE_MS, song_key
 
 log = logging.getLogger(__name__)
-
-LOCK_TIMEOUT = "30s"
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -65,36 +60,10 @@ class Loader:
 
     # transaction set-up and tear-down
     def begin(self) -> None:
-        c = self.conn
-        c.execute("set local time zone 'UTC'")  # export times without a zone are UTC
-        c.execute("set local statement_timeout = 0")
-        user_store.lock_for_change(self.conn, self.user, "import")  # never beside a sync
-        c.execute(REFS_DDL)
+        store.begin(self.conn, self.user)
         if self.bulk:
-            self._suspend_foreign_keys()
+            self._foreign_keys = store.suspend_foreign_keys(self.conn)
         self._step("begin")
-
-    def _suspend_foreign_keys(self) -> None:
-        c = self.conn
-        self._foreign_keys = c.execute(
-            """select conrelid::regclass::text, conname, pg_get_constraintdef(oid)
-                 from pg_constraint
-                where conrelid = any(array['listening_history', 'tracks', 'track_artists']
-                                     ::regclass[])
-                  and contype = 'f'
-                order by 1, 2"""
-        ).fetchall()
-        c.execute(f"set local lock_timeout = '{LOCK_TIMEOUT}'")
-        try:
-            for table, name, _ in self._foreign_keys:
-                drop = sql.SQL("alter table {} drop constraint {}")
-                c.execute(drop.format(sql.Identifier(table), sql.Identifier(name)))
-        except psycopg.errors.LockNotAvailable:
-            raise UserError(
-                "listening_history is in use by another session (a running sync or an open "
-                "query) and could not be locked for the bulk load: try again in a minute"
-            ) from None
-        c.execute("set local lock_timeout = 0")
 
     def end(self) -> None:
         """Restore (and so validate) the suspended foreign keys; rebuild analytics after bulk."""
@@ -103,11 +72,7 @@ class Loader:
             # new (docs/import.md, "Aggregates").
             analytics.rebuild(self.conn, self.user)
             self._step("analytics")
-        for table, name, definition in self._foreign_keys:
-            add = sql.SQL("alter table {} add constraint {} ")
-            self.conn.execute(
-                add.format(sql.Identifier(table), sql.Identifier(name)) + sql.SQL(definition)
-            )
+        store.restore_foreign_keys(self.conn, self._foreign_keys)
         self._step("foreign keys")
         log.debug("import steps: %s", ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items()))
 
@@ -138,11 +103,7 @@ class Loader:
         self._step("plan")
         if lines:
             try:
-                with self.conn.cursor().copy(
-                    "copy listening_history (user_id, played_at, track_id, ms_played, source) "
-                    "from stdin"
-                ) as copy:
-                    copy.write("".join(lines).encode())
+                store.copy_plays(self.conn, lines)
             except psycopg.DataError as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise ExportFormatError(parsed.name, f"unreadable ({first})") from None
@@ -159,53 +120,19 @@ class Loader:
         """tracks.id for each of the file's refs: known, found by URI or name, or created."""
         unknown = [r for r in refs if r[0] not in self.track_ids]
         if unknown:
-            c = self.conn
-            with c.cursor().copy(
-                "copy import_refs (ref, kind, track, artist, album) from stdin"
-            ) as copy:
-                for row in unknown:
-                    copy.write_row(row)
-            self._step("tracks: refs")
-            for step, statement in RESOLVE_STATEMENTS:
-                c.execute(statement)
-                self._step(step)
-            conflict = "" if self.bulk else "on conflict do nothing"
-            created = dict(c.execute(CREATE_TRACKS.format(conflict=conflict)).fetchall())
-            self._step("tracks: tracks")
-            found = dict(c.execute("select ref, track_id from import_found").fetchall())
-            late = [r[0] for r in unknown if r[0] not in created and r[0] not in found]
-            if late:  # created by a concurrent sync in the meantime
-                found.update(c.execute("select uri, id from tracks where uri = any(%s)",
-                                       (late,)).fetchall())  # fmt: skip
-            self.track_ids.update(created)
-            self.track_ids.update(found)
-            self._step("tracks: resolved")
-            # truncate, not delete: deleted rows stay in the tables until the transaction ends
-            c.execute("truncate import_refs, import_found, import_new, import_artists")
-            self._step("tracks: ids")
+            self.track_ids.update(store.resolve_tracks(self.conn, unknown, self.bulk))
+            self._step("tracks")
         return [self.track_ids[r[0]] for r in refs]
 
     def _stored(self, lo_ms: int, hi_ms: int) -> list[Stored]:
         """The user's stored plays between two times, with their song keys."""
-        c = self.conn
-        rows = c.execute(
-            """select (extract(epoch from played_at) * 1000)::bigint, track_id, source, ms_played
-                 from listening_history
-                where user_id = %s and played_at between %s and %s""",
-            (self.user, _dt(lo_ms), _dt(hi_ms)),
-        ).fetchall()
+        rows = store.stored_between(self.conn, self.user, _dt(lo_ms), _dt(hi_ms))
         if not rows:
             return []
         keys = self.song_keys
         unknown = list({r[1] for r in rows if r[1] not in keys})
         if unknown:
-            for tid, name, artist in c.execute(
-                """select t.id, t.name, a.name from tracks t
-                     left join track_artists ta on ta.track_id = t.id and ta.position = 0
-                     left join artists a on a.id = ta.artist_id
-                    where t.id = any(%s)""",
-                (unknown,),
-            ):
+            for tid, name, artist in store.track_names(self.conn, unknown):
                 keys[tid] = song_key(name, artist)
         return [Stored(at, tid, src, ms, keys[tid]) for at, tid, src, ms in rows]
 
@@ -249,27 +176,9 @@ class Loader:
             lines.append(f"{prefix}{ms_text(at)}\t{ids[parsed.ref_idx[row]]}\t"
                          f"{parsed.ms[row]}\t{source}\n")  # fmt: skip
             new_ms.append(at)
-        changed = []
-        c = self.conn
-        if decided.fill:
-            at, ms = zip(*decided.fill, strict=True)
-            filled = c.execute(
-                """update listening_history h set ms_played = v.ms
-                     from unnest(%s::timestamptz[], %s::integer[]) as v(at, ms)
-                    where h.user_id = %s and h.played_at = v.at
-                returning h.played_at""",
-                ([_dt(t) for t in at], list(ms), self.user),
-            ).fetchall()
-            changed += [r[0] for r in filled]
-            self.offsets_ms += decided.offsets_ms
-        if decided.replace:
-            gone = c.execute(
-                """delete from listening_history
-                    where user_id = %s and played_at = any(%s::timestamptz[])
-                returning played_at""",
-                (self.user, [_dt(t) for t in decided.replace]),
-            ).fetchall()
-            changed += [r[0] for r in gone]
+        fill = [(_dt(at), ms) for at, ms in decided.fill]
+        changed = store.merge(self.conn, self.user, fill, [_dt(t) for t in decided.replace])
+        self.offsets_ms += decided.offsets_ms
         result.matched += len(decided.fill)
         result.replaced += len(decided.replace)
         result.already += len(decided.already)

@@ -91,30 +91,7 @@ def plan(
     staged_match: dict[int, int] = {}
     taken_stored: set[int] = set()
     _pair_reimported(staged, stored, source, staged_match, taken_stored)
-    reach = reach_ms(tolerance_ms)
-    by_track: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    by_key: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for i, e in enumerate(stored):
-        if i not in taken_stored:
-            by_track[e.track_id].append((e.at_ms, i))
-            by_key[e.key].append((e.at_ms, i))
-    for entries in (*by_track.values(), *by_key.values()):
-        entries.sort()
-    end = len(stored)
-    pairs = []
-    for si, s in enumerate(staged):
-        if si in staged_match:
-            continue
-        window = (s.ts_ms - reach, -1), (s.ts_ms + reach, end)
-        near: set[int] = set()
-        for entries in (by_track.get(s.track_id), by_key.get(s.key)):
-            if entries:
-                lo, hi = bisect_left(entries, window[0]), bisect_right(entries, window[1])
-                near.update(i for _, i in entries[lo:hi])
-        for i in near:
-            score = _pair_score(s, stored[i], source, tolerance_ms)
-            if score is not None:
-                pairs.append((score[0], score[1], s.ts_ms, stored[i].at_ms, si, i))
+    pairs = _candidates(staged, stored, source, tolerance_ms, staged_match, taken_stored)
     pairs.sort()
     for *_, si, i in pairs:
         if si in staged_match or i in taken_stored:
@@ -143,6 +120,37 @@ def plan(
             result.already.append(s.row)
     _place(fresh, stored, deleted, source, result)
     return result
+
+
+def _candidates(staged: list[Staged], stored: list[Stored], source: int, tolerance_ms: int,
+                staged_match: dict[int, int], taken: set[int]) -> list[tuple]:  # fmt: skip
+    """Every (gap, tie-break, staged time, stored time, staged index, stored index) of a
+    staged and a stored play of the same song (track id or song key) that can be one play."""
+    reach = reach_ms(tolerance_ms)
+    by_track: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    by_key: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for i, e in enumerate(stored):
+        if i not in taken:
+            by_track[e.track_id].append((e.at_ms, i))
+            by_key[e.key].append((e.at_ms, i))
+    for entries in (*by_track.values(), *by_key.values()):
+        entries.sort()
+    end = len(stored)
+    pairs = []
+    for si, s in enumerate(staged):
+        if si in staged_match:
+            continue
+        window = (s.ts_ms - reach, -1), (s.ts_ms + reach, end)
+        near: set[int] = set()
+        for entries in (by_track.get(s.track_id), by_key.get(s.key)):
+            if entries:
+                lo, hi = bisect_left(entries, window[0]), bisect_right(entries, window[1])
+                near.update(i for _, i in entries[lo:hi])
+        for i in near:
+            score = _pair_score(s, stored[i], source, tolerance_ms)
+            if score is not None:
+                pairs.append((score[0], score[1], s.ts_ms, stored[i].at_ms, si, i))
+    return pairs
 
 
 def _pair_reimported(staged: list[Staged], stored: list[Stored], source: int,

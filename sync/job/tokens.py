@@ -146,7 +146,10 @@ def expiry_warning(user: User, now: datetime) -> str | None:
     expires = refresh_token_expires_at(user.authorized_at)
     left = expires - now
     if left <= timedelta(0):
-        return "refresh token is past Spotify's 6-month limit: sign in again (python -m sync login)"
+        return (
+            f"refresh token is past Spotify's {REFRESH_TOKEN_LIFETIME_MONTHS}-month limit: sign in "
+            "again (python -m sync login)"
+        )
     for days in sorted(EXPIRY_WARNING_DAYS):
         if left <= timedelta(days=days):
             return (

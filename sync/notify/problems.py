@@ -20,6 +20,7 @@ from sync.job.tokens import refresh_token_expires_at
 from sync.names import alias
 from sync.statuses import AppProblem, Outcome, UserStatus, WarningCode
 from sync.store.users import LEASE
+from sync.store.users import REFRESH_TOKEN_LIFETIME_MONTHS as MONTHS
 
 SIGN_IN_NOTICE = timedelta(days=14)  # open the sign-in issue this long before the end
 GAP_RUNS = 24  # look at a user's last this many synced runs ...
@@ -154,14 +155,14 @@ def _sign_in(
         if u.status == UserStatus.NEEDS_REAUTH or ends <= now:
             title = f"{name} needs to sign in with Spotify again"
             why = (f"Spotify no longer accepts {name}'s sign-in (it ended on "
-                   f"{ends:%Y-%m-%d}, 6 months after signing in, or access was removed), "
+                   f"{ends:%Y-%m-%d}, {MONTHS} months after signing in, or access was removed), "
                    "so their plays are not synced. Spotify keeps only the last 50 plays: "
                    "sign in soon.")  # fmt: skip
         else:
             title = f"{name}'s Spotify sign-in ends on {ends:%Y-%m-%d}"
-            why = (f"Spotify ends every sign-in 6 months after it was given: {name}'s ends "
+            why = (f"Spotify ends every sign-in {MONTHS} months after it was given: {name}'s ends "
                    f"on {ends:%Y-%m-%d}. After that their plays are not synced until they "
-                   "sign in again; doing it now starts a new 6 months.")  # fmt: skip
+                   f"sign in again; doing it now starts a new {MONTHS} months.")  # fmt: skip
         out.present[key] = Notice(title, _body(key, why, _sign_in_steps(place, url, until)))
 
 

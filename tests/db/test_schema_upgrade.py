@@ -327,6 +327,11 @@ def test_a_second_migrate_waits_a_bounded_time_for_the_lock(empty_db_url):
 # -- privileges ---------------------------------------------------------------------
 WRITERS = [
     "catalogue_upsert(jsonb)",
+    "catalogue_import_stage()",
+    "catalogue_import_tracks(boolean)",
+    "history_import_merge(integer, timestamptz[], integer[], timestamptz[])",
+    "history_import_drop_keys()",
+    "history_import_add_keys(text[], text[], text[])",
     "analytics_forget_user()",
     "analytics_refresh_days(integer, date[])",
     "analytics_refresh_plays(integer, timestamptz[])",
@@ -367,6 +372,8 @@ def test_only_read_only_functions_are_executable_by_everyone(conn):
     names = {row[0].split("(")[0] for row in writes}
     assert names == {
         "catalogue_upsert",
+        "catalogue_import_tracks",
+        "history_import_merge",
         "sync_store_user",
         "analytics_forget_user",
         "analytics_refresh_days",

@@ -260,12 +260,8 @@ def test_python_and_sql_compute_the_same_song_key(conn, track, artist):
 
 
 def test_every_sql_side_uses_the_song_key_function(conn):
-    from sync.history_import import resolve
-
-    body = conn.execute(
-        "select prosrc from pg_proc where proname = 'history_api_plays_to_insert'"
-    ).fetchone()[0]
-    for text in (body, resolve.TRACK_KEY, resolve.REF_KEY):
+    for name in ("history_api_plays_to_insert", "catalogue_import_tracks"):
+        text = conn.execute("select prosrc from pg_proc where proname = %s", (name,)).fetchone()[0]
         assert "song_key(" in text and "lower(" not in text, text
 
 
