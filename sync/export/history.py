@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from sync.errors import UserError
 from sync.export import query
@@ -53,14 +54,19 @@ def export_history(
     """Export the plays of user `user_key` ending in [since, until) to `out`, or raise.
 
     Raises NoPlays (an empty period: no file) or UserError (an unwritable `out`: no file).
-    Reads only, in one transaction; the rows stream from a server-side cursor.
+    Reads only, in one read-only repeatable-read transaction when the connection is idle
+    (else inside the caller's, as a savepoint); the rows stream from a server-side cursor.
     """
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}: {' or '.join(FORMATS)}")
     lo = since if since is not None else query.EARLIEST
     hi = until if until is not None else query.LATEST
+    outermost = conn.info.transaction_status == TransactionStatus.IDLE
     with conn.transaction():
-        if query.count_plays(conn, user_key, lo, hi) == 0:
+        if outermost:  # one snapshot for the counts, the tracks and the plays; no writes
+            conn.execute("set transaction isolation level repeatable read, read only")
+        years = query.year_counts(conn, user_key, lo, hi)
+        if not years:
             raise NoPlays("no plays in that period")
         with atomic_file(out) as fh:
             if fmt == "csv":
@@ -74,7 +80,7 @@ def export_history(
                     tracks = bodies(rows)
                 plays = query.spotify_plays(conn, user_key, lo, hi, itersize)
                 with query.prefetched(plays) as rows:
-                    stats = write_zip(fh, tracks, rows)
+                    stats = write_zip(fh, tracks, rows, years)
                 result = _from_stats(out, stats)
             if result.plays == 0:  # deleted since the count: still no file
                 raise NoPlays("no plays in that period")

@@ -84,13 +84,17 @@ select t.id, t.name,
 """
 
 
-def count_plays(conn: psycopg.Connection, user: int, lo: datetime | str, hi: datetime | str) -> int:
-    """Plays of the user in [lo, hi): checked first, so an empty period writes no file."""
-    row = conn.execute(
-        f"select count(*) from listening_history where {_PERIOD}",
+def year_counts(
+    conn: psycopg.Connection, user: int, lo: datetime | str, hi: datetime | str
+) -> dict[str, int]:
+    """Plays of the user in [lo, hi) by UTC year ('2024': n): counted first, so an empty
+    period writes no file and a year too large for one file is known before it is written."""
+    rows = conn.execute(
+        "select to_char(played_at at time zone 'UTC', 'YYYY'), count(*)"
+        f" from listening_history where {_PERIOD} group by 1",
         {"user": user, "lo": lo, "hi": hi},
-    ).fetchone()
-    return int(row[0]) if row else 0
+    ).fetchall()
+    return {year: int(n) for year, n in rows}
 
 
 def stream(

@@ -1,5 +1,6 @@
 """Spotify's extended streaming history format, written from the history: one JSON file per
-year (`Streaming_History_Audio_YYYY.json`) in a zip laid out like Spotify's.
+year (`Streaming_History_Audio_YYYY.json`; a year of over PART_ENTRIES plays in parts,
+`Streaming_History_Audio_YYYY_0.json`, `_1`, ...) in a zip laid out like Spotify's.
 
 Entries carry every field of Spotify's own, in its order (tests/support/export_fakes.py);
 what the history does not know is null. Spotify's `ts` has whole seconds, and importers
@@ -23,6 +24,10 @@ from sync.store.sources import song_key
 FOLDER = "Spotify Extended Streaming History/"
 SHORT_MS = 30_000  # importers skip shorter plays by default (so does ours: --min-seconds 30)
 CHUNK = 2_000  # entries joined per write into the zip member
+# Most entries in one file. Importers read a file whole (ours: about 3 KB of memory an
+# entry while parsing), and Spotify's own files hold about 15,000; 50,000 keeps a year in
+# one file for all but the heaviest listeners (137 plays a day) and a file under ~30 MB.
+PART_ENTRIES = 50_000
 # Placeholders for what an import could not identify (sync/history_import/parse.py): the
 # export writes their names and no URI, as Spotify does for such plays.
 _NAMES_ONLY_TRACK = "spotify:export:"
@@ -30,9 +35,11 @@ _EPISODE = "spotify:episode:"
 _NAMES_ONLY_EPISODE = "spotify:export-episode:"
 
 
-def member_name(year: str) -> str:
-    """Spotify's name for a year of audio history (it splits by year and size; we by year)."""
-    return f"{FOLDER}Streaming_History_Audio_{year}.json"
+def member_name(year: str, part: int | None = None) -> str:
+    """Spotify's name for a year of audio history (it splits by size and names the years a
+    file spans; we split by year, and by size only a year too large for one file)."""
+    suffix = "" if part is None else f"_{part}"
+    return f"{FOLDER}Streaming_History_Audio_{year}{suffix}.json"
 
 
 @dataclass
@@ -122,20 +129,27 @@ def bodies(tracks: Iterable[tuple]) -> dict[int, tuple[str, str | None, str | No
 
 
 class _Files:
-    """The zip's yearly members, each written a chunk of entries at a time."""
+    """The zip's yearly members (or parts of a year), each written a chunk at a time."""
 
-    def __init__(self, archive: zipfile.ZipFile):
+    def __init__(self, archive: zipfile.ZipFile, years: Mapping[str, int], part_entries: int):
         self.archive = archive
+        self.years = years  # plays a year (query.year_counts): which years come in parts
+        self.part_entries = part_entries
         self.member: IO[bytes] | None = None
         self.year: str | None = None
+        self.part = 0
+        self.left = 0  # entries the current file may still take
         self.current = ""
         self.out: list[str] = []
 
     def start(self, year: str) -> list[str]:
-        """A new year: close the file before, open the next; returns the new chunk."""
+        """The next file: a new year, or the next part of a large one; returns its chunk."""
         self.close()
+        split = self.years.get(year, 0) > self.part_entries
+        self.part = self.part + 1 if year == self.year else 0
         self.year = year
-        self.current = member_name(year)
+        self.current = member_name(year, self.part if split else None)
+        self.left = self.part_entries if split else 2**62
         self.member = self.archive.open(self.current, "w", force_zip64=True)
         self.out = ["[\n"]
         return self.out
@@ -159,18 +173,21 @@ def write_zip(
     fh: BinaryIO,
     tracks: Mapping[int, tuple[str, str | None, str | None, bool]],
     batches: Iterable[list[tuple]],
+    years: Mapping[str, int],
+    *,
     compresslevel: int = 1,
+    part_entries: int | None = None,
 ) -> SpotifyStats:
     """Write the plays (query.spotify_plays, in end-time order) of the tracks (bodies())
     as Spotify's zip into `fh`.
 
-    Each year's file is a zip member written as the rows arrive: nothing is held but the
-    entries of one chunk. Deflate level 1: a little larger than level 6 on this JSON, several
-    times quicker (docs/benchmarks.md).
+    `years` (plays a UTC year, counted first) says which years need parts. Each file is a zip
+    member written as the rows arrive: nothing is held but the entries of one chunk.
+    Deflate level 1: on this JSON about 15 % larger than level 6 and twice as quick.
     """
     stats = SpotifyStats()
     with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=compresslevel) as archive:
-        files = _Files(archive)
+        files = _Files(archive, years, part_entries or PART_ENTRIES)
         seconds = _Seconds()
         for batch in batches:
             _entries(files, seconds, tracks, batch, stats)
@@ -186,13 +203,14 @@ def _entries(
     head, tail = _HEAD, _TAIL
     out = files.out
     for sec, ts, track_id, ms, estimated in batch:
-        if ts[:4] != files.year:  # a new year: a new file
+        if ts[:4] != files.year or not files.left:  # a new year (or part): a new file
             out = files.start(ts[:4])
         elif len(out) >= CHUNK:
             out = files.flush()
         else:
             out.append(",\n")
         counts[files.current] += 1
+        files.left -= 1
         body, name, who, episode = tracks[track_id]
         if sec > seconds.high:  # the common case: a second no play used yet
             seconds.high = sec

@@ -192,7 +192,9 @@ def round_trip(admin: str, url: str, archive: Path) -> None:
     )  # fmt: skip
     if done.returncode != 0:
         raise SystemExit(f"import failed ({done.returncode}): {done.stderr.strip()}")
-    print(f"round trip: imported into an empty database in {time.perf_counter() - started:.1f} s")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # largest child so far
+    print(f"round trip: imported into an empty database in {time.perf_counter() - started:.1f} s "
+          f"(largest peak RSS of any process so far, parsers included: {peak:.0f} MB)")  # fmt: skip
     with psycopg.connect(url) as a, psycopg.connect(target) as b:
         before = a.execute(PLAYS_SQL, (USER,)).fetchall()
         after = b.execute(PLAYS_SQL, (USER,)).fetchall()

@@ -202,6 +202,25 @@ def test_every_field_of_spotify_s_format_in_its_order_one_file_a_year(db_url, co
     assert [e["ts"] for e in rows] == sorted(e["ts"] for e in rows)
 
 
+def test_a_year_too_large_for_one_file_comes_in_parts(
+    db_url, other_db_url, conn, tmp_path, monkeypatch
+):
+    from sync.export import spotify
+
+    key = add_user(conn)
+    real_shaped_history(conn, db_url, tmp_path, key)  # 2023: 1 play, 2024: 17
+    monkeypatch.setattr(spotify, "PART_ENTRIES", 5)
+    result = do_export(db_url, key, tmp_path / "out.zip")
+    folder = "Spotify Extended Streaming History/Streaming_History_Audio_"
+    assert result.files == {f"{folder}2023.json": 1, f"{folder}2024_0.json": 5,
+                            f"{folder}2024_1.json": 5, f"{folder}2024_2.json": 5,
+                            f"{folder}2024_3.json": 2}  # fmt: skip
+    assert list(entries(tmp_path / "out.zip")) == list(result.files)
+    with psycopg.connect(other_db_url, autocommit=True) as other:
+        other_key = add_user(other)
+    assert do_import(other_db_url, other_key, tmp_path / "out.zip", **EVERYTHING).total("new") == 18
+
+
 def test_the_period_is_local_days_and_the_first_play_s_estimate_looks_before_it(
     db_url, conn, tmp_path
 ):
@@ -241,22 +260,28 @@ def test_csv_has_the_plays_view_s_columns_and_rfc_4180_quoting(db_url, conn, tmp
         assert got == expect
 
 
-def test_rows_come_from_a_server_side_cursor_in_batches(db_url, conn, tmp_path, monkeypatch):
+def test_rows_come_from_a_server_side_cursor_in_batches_in_one_read_only_snapshot(
+    db_url, conn, tmp_path, monkeypatch
+):
     key = add_user(conn)
     sync_plays(conn, key, [item(T0 + minutes(4 * i), i) for i in range(25)])
-    seen = []
+    seen, snapshot = [], set()
     real = export_query.stream
 
     def watching(c, sql, params, itersize=export_query.ITERSIZE, name="sync_export"):
         for batch in real(c, sql, params, itersize, name):
             cursors = c.execute("select name from pg_cursors").fetchall()
             seen.append((len(batch), cursors))
+            mode = "select current_setting('transaction_isolation'), "
+            mode += "current_setting('transaction_read_only')"
+            snapshot.add(c.execute(mode).fetchone())
             yield batch
 
     monkeypatch.setattr(export_query, "stream", watching)
     do_export(db_url, key, tmp_path / "out.zip", itersize=10)
     tracks, plays = [("sync_export_tracks",)], [("sync_export",)]
     assert seen == [(25, tracks), (10, plays), (10, plays), (5, plays)]  # the tracks first
+    assert snapshot == {("repeatable read", "on")}  # one snapshot, and it cannot write
 
 
 def test_prefetching_hands_on_errors_and_ends_its_thread_when_the_writer_stops():
