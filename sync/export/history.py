@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 import psycopg
+from psycopg import IsolationLevel
 from psycopg.pq import TransactionStatus
 
 from sync.errors import UserError
@@ -62,9 +63,23 @@ def export_history(
     lo = since if since is not None else query.EARLIEST
     hi = until if until is not None else query.LATEST
     outermost = conn.info.transaction_status == TransactionStatus.IDLE
+    saved = (conn.isolation_level, conn.read_only)
+    if outermost:  # one snapshot for the counts, the tracks and the plays; and no writes
+        conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True
+    try:
+        result = _export(conn, user_key, out, fmt, lo, hi, itersize)
+    finally:
+        if outermost:
+            conn.isolation_level, conn.read_only = saved
+    log.debug("export: %d plays into %s", result.plays, out)
+    return result
+
+
+def _export(
+    conn: psycopg.Connection, user_key: int, out: Path, fmt: str, lo, hi, itersize: int
+) -> ExportResult:
+    """Count, then write; the plays come from the same snapshot as the counts."""
     with conn.transaction():
-        if outermost:  # one snapshot for the counts, the tracks and the plays; no writes
-            conn.execute("set transaction isolation level repeatable read, read only")
         years = query.year_counts(conn, user_key, lo, hi)
         if not years:
             raise NoPlays("no plays in that period")
@@ -82,9 +97,6 @@ def export_history(
                 with query.prefetched(plays) as rows:
                     stats = write_zip(fh, tracks, rows, years)
                 result = _from_stats(out, stats)
-            if result.plays == 0:  # deleted since the count: still no file
-                raise NoPlays("no plays in that period")
-    log.debug("export: %d plays into %s", result.plays, out)
     return result
 
 

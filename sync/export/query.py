@@ -97,46 +97,60 @@ def year_counts(
     return {year: int(n) for year, n in rows}
 
 
+# Every statement the export runs, by name (stream() takes the name, so each is a constant
+# here that tests/support/sql_writes.py can read: all of them select).
+_QUERIES = {
+    "spotify_plays": _SPOTIFY_PLAYS,
+    "spotify_tracks": _SPOTIFY_TRACKS,
+    "csv_plays": _CSV_PLAYS,
+    "csv_tracks": _CSV_TRACKS,
+}
+# JIT would only compile (the scan's cost estimate is high, its work simple): off for this
+# transaction. set_config(..., true) is `set local`, as a select.
+_NO_JIT = "select set_config('jit', 'off', true)"
+
+
 def stream(
     conn: psycopg.Connection,
-    sql: str,
+    query: str,
     params: dict,
     itersize: int = ITERSIZE,
     name: str = "sync_export",
 ) -> Iterator[list[tuple]]:
-    """Batches of rows from a server-side cursor (never the whole history in memory)."""
-    conn.execute("set local jit = off")
+    """Batches of rows of _QUERIES[query] from a server-side cursor (never the whole
+    history in memory)."""
+    sql = _QUERIES[query]
+    conn.execute(_NO_JIT)
     with conn.cursor(name=name, binary=True) as cur:
         cur.execute(sql, params)
         while batch := cur.fetchmany(itersize):
             yield batch
 
 
-def _tracks(conn: psycopg.Connection, sql: str, params: dict) -> Iterator[tuple]:
-    for batch in stream(conn, sql, params, name="sync_export_tracks"):
+def _tracks(conn: psycopg.Connection, query: str, params: dict) -> Iterator[tuple]:
+    for batch in stream(conn, query, params, name="sync_export_tracks"):
         yield from batch
 
 
 def spotify_tracks(conn: psycopg.Connection, user: int, lo, hi) -> Iterator[tuple]:
     """(track id, name, primary artist, album, uri) of each track played in [lo, hi)."""
-    return _tracks(conn, _SPOTIFY_TRACKS, {"user": user, "lo": lo, "hi": hi})
+    return _tracks(conn, "spotify_tracks", {"user": user, "lo": lo, "hi": hi})
 
 
 def spotify_plays(conn: psycopg.Connection, user: int, lo, hi, itersize: int = ITERSIZE):
     """(epoch second, ts, track id, ms_played or its estimate, estimated) in end-time order."""
-    return stream(conn, _SPOTIFY_PLAYS, {"user": user, "lo": lo, "hi": hi}, itersize)
+    return stream(conn, "spotify_plays", {"user": user, "lo": lo, "hi": hi}, itersize)
 
 
 def csv_tracks(conn: psycopg.Connection, user: int, lo, hi) -> dict[int, tuple]:
     """Track id -> (track, artists, album, duration_ms, track_uri), the view's values."""
-    return {
-        row[0]: row[1:] for row in _tracks(conn, _CSV_TRACKS, {"user": user, "lo": lo, "hi": hi})
-    }
+    rows = _tracks(conn, "csv_tracks", {"user": user, "lo": lo, "hi": hi})
+    return {row[0]: row[1:] for row in rows}
 
 
 def csv_plays(conn: psycopg.Connection, user: int, lo, hi, itersize: int = ITERSIZE):
     """(played_at text, track id, ms_played, source) in end-time order."""
-    return stream(conn, _CSV_PLAYS, {"user": user, "lo": lo, "hi": hi}, itersize)
+    return stream(conn, "csv_plays", {"user": user, "lo": lo, "hi": hi}, itersize)
 
 
 @contextmanager

@@ -268,8 +268,8 @@ def test_rows_come_from_a_server_side_cursor_in_batches_in_one_read_only_snapsho
     seen, snapshot = [], set()
     real = export_query.stream
 
-    def watching(c, sql, params, itersize=export_query.ITERSIZE, name="sync_export"):
-        for batch in real(c, sql, params, itersize, name):
+    def watching(c, query, params, itersize=export_query.ITERSIZE, name="sync_export"):
+        for batch in real(c, query, params, itersize, name):
             cursors = c.execute("select name from pg_cursors").fetchall()
             seen.append((len(batch), cursors))
             mode = "select current_setting('transaction_isolation'), "
