@@ -252,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("vacuum analyze listening_history")
         folder = Path(tempfile.mkdtemp(prefix="shs-export-"))
+        archive: Path | None = None
         for fmt in args.formats.split(","):
             out = folder / f"export.{'zip' if fmt == 'spotify' else 'csv'}"
             seconds, peak, output = export(url, fmt, out)
@@ -261,9 +262,13 @@ def main(argv: list[str] | None = None) -> int:
             for line in output.splitlines():
                 print(f"  | {line}")
             if args.round_trip and fmt == "spotify":
-                round_trip(admin, url, out)
-            if not args.keep:
+                archive = out
+            elif not args.keep:
                 out.unlink()
+        if archive is not None:  # last: a forked child counts its parent's memory as its own
+            round_trip(admin, url, archive)
+            if not args.keep:
+                archive.unlink()
         if args.keep:
             print(f"files in {folder}")
         else:
