@@ -12,7 +12,7 @@ LAYERS = (
     (5, ("sync.cli", "sync.__main__")),
     (4, ("sync.commands",)),
     (3, ("sync.job", "sync.history_import", "sync.analytics", "sync.reports", "sync.signin",
-         "sync.doctor", "sync.setup", "sync.notify")),
+         "sync.doctor", "sync.setup", "sync.notify", "sync.export")),
     (2, ("sync.store", "sync.spotify")),
 )  # fmt: skip
 

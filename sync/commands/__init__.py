@@ -32,6 +32,7 @@ COMMANDS = {
     "users": "users",
     "login": "login",
     "import": "import_export",
+    "export": "export",
     "doctor": "doctor",
     "aggregate": "aggregate",
     "setup": "setup",
