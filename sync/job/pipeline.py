@@ -18,7 +18,7 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -336,8 +336,9 @@ def _attempt(run: _Run, user: Candidate) -> UserResult:
         return once_more_on_new(tries.sync, tries.connection, lost=tries.lost,
                                 on_lost=tries.say_lost)  # fmt: skip
     except Exception as exc:  # anything fails this user only, never the others
-        _apply(run, res, outcomes.verdict(exc, user, lock_timeout=LOCK_TIMEOUT))
-    res.error = run.ctx.redactor.redact(res.error) if res.error else None
+        verdict = outcomes.verdict(exc, user, lock_timeout=LOCK_TIMEOUT)
+        error = run.ctx.redactor.redact(verdict.error) if verdict.error else None
+        _apply(run, res, replace(verdict, error=error))  # its warning too
     _record_failure(run.conns, run.run_id, run.holder, res)
     return res
 

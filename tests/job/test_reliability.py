@@ -404,6 +404,22 @@ def test_a_user_refused_with_403_fails_once_then_is_a_warning(run, spotify, conn
     assert (third.code, third.report["users"][0]["status"]) == (0, "ok")
 
 
+def test_the_warning_of_a_known_refusal_is_redacted_like_its_error(run, spotify, conn):
+    add_user(conn, "alice", "refresh-alice-0001")
+    spotify.add_user("alice", "refresh-alice-0001", window(NEWEST, 2))
+    message = "User not registered (refresh-alice-0001)"  # a secret in Spotify's own words
+    refused = (403, {"error": {"status": 403, "message": message}}, {})
+    spotify.data_queue["alice"] = [refused, refused]
+    run("run")
+    second = run("run", "--json")
+    user = second.report["users"][0]
+    assert user["status"] == "refused" and user["warnings"]
+    assert "refresh-alice-0001" not in second.out + second.err
+    assert "User not registered (***)" in " ".join(user["warnings"])
+    stored = conn.execute("select error, warnings::text from sync_run_users").fetchall()
+    assert stored and "refresh-alice-0001" not in repr(stored)
+
+
 def test_candidates_carry_no_tokens():
     fields = set(runs_store.Candidate.__dataclass_fields__)
     assert not {"refresh_token", "access_token"} & fields
