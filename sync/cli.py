@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument(
         "--include-podcasts",
         action="store_true",
-        help="also store podcast episodes (skipped by default)",
+        help=argparse.SUPPRESS,  # no longer needed: episodes are kept apart (issue 18)
     )
     imp.add_argument(
         "--include-video",

@@ -46,10 +46,12 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError("--min-seconds must be 0 or more")
     options = ParseOptions(
         min_ms=int(round(min_seconds * 1000)),
-        include_podcasts=getattr(args, "include_podcasts", False),
         include_video=getattr(args, "include_video", False),
         exclude_shows=frozenset(s.strip().lower() for s in getattr(args, "exclude_show", [])),
     )
+    if getattr(args, "include_podcasts", False):
+        print("--include-podcasts is no longer needed: episodes and audiobook chapters are "
+              "always kept, apart from music (docs/import.md)")  # fmt: skip
     sources, ignored = find_sources(args.paths)
     if not sources:
         raise UserError(
