@@ -230,3 +230,50 @@ def test_bytes_per_spoken_play_stay_within_the_budget(conn):
     )
     size = conn.execute("select pg_total_relation_size('spoken_plays')").fetchone()[0]
     assert 80 <= size / n <= 150, size / n
+
+
+def test_stats_and_the_report_show_hours_per_show_apart_from_music(db_url, conn, tmp_path):
+    from sync.analytics import terminal
+    from sync.reports import data, html
+    from sync.store import users as user_store
+
+    key = add_user(conn)
+    write(tmp_path / "m" / "Streaming_History_Audio_2024_0.json",
+          [extended(T0 + minutes(5 * n), n) for n in range(1, 6)])  # fmt: skip
+    do_import(db_url, key, tmp_path / "m")
+    user = user_store.resolve_user(conn, "alice")
+    now = T0 + timedelta(days=1)
+    music_stats = terminal.render_stats(terminal.load_stats(conn, user, "all", "user-1", now))
+    music_page = html.render_report(data.load_report(conn, user, "all", "user-1", now=now))
+    assert "Podcasts and audiobooks" not in music_stats + music_page
+
+    write(tmp_path / "e" / "StreamingHistory_podcast_0.json", [
+        show_episode(T0 + minutes(60), "Long Show", "One", 3_600_000),
+        show_episode(T0 + minutes(120), "Long Show", "Two", 1_800_000),
+        show_episode(T0 + minutes(180), "Short <Show>", "One", 900_000),
+    ])  # fmt: skip
+    write(tmp_path / "e" / "StreamingHistory_audiobook_0.json",
+          [chapter(T0 + minutes(240), "A Book", "Chapter 1", 2_700_000)])  # fmt: skip
+    do_import(db_url, key, tmp_path / "e")
+
+    s = terminal.load_stats(conn, user, "all", "user-1", now)
+    assert (s.spoken.plays, s.spoken.listening_ms, s.spoken.shows) == (4, 9_000_000, 3)
+    assert s.spoken.top == [("podcast", "Long Show", 2, 5_400_000),
+                            ("audiobook", "A Book", 1, 2_700_000),
+                            ("podcast", "Short <Show>", 1, 900_000)]  # fmt: skip
+    out = terminal.render_stats(s)
+    music, spoken = out.split("\nPodcasts and audiobooks")
+    assert music == music_stats  # the music figures, unchanged
+    assert "4 plays · 2.5 h · 3 shows and books" in spoken
+    assert "Long Show (podcast)" in spoken and "1.5 h" in spoken
+
+    page = html.render_report(data.load_report(conn, user, "all", "user-1", now=now))
+    section = page[page.index('<section id="podcasts">'):page.index("</section>", page.index(
+        '<section id="podcasts">')) + len("</section>\n")]  # fmt: skip
+    assert page.replace(section, "") == music_page  # the music page, byte for byte
+    assert 'data-figure="spoken-ms" data-value="9000000"' in section
+    assert "<bdi>Long Show</bdi>" in section and "1.5 h" in section
+    assert "Short &lt;Show&gt;" in section  # names escaped
+
+    week = terminal.load_stats(conn, user, "7d", "user-1", now + timedelta(days=30))
+    assert week.spoken.plays == 0  # the period bounds apply
