@@ -35,6 +35,8 @@ select u.user_id                   as spotify_user_id,
 -- security in force for whoever queries them. Filter on spotify_user_id and
 -- period: e.g. select * from top_artists where spotify_user_id = 'me' and period = '4w';
 -- (top 50 per period; listening_top() gives any number, any days).
+-- Kinds: 1 track, 2 artist, 3 album, as sync/analytics/listening.py's Kind
+-- (tests/analytics/test_kinds.py compares).
 
 create or replace view listening_period_totals with (security_invoker = true) as
 select u.user_id as spotify_user_id, p.period, p.first_day, p.last_day, s.*

@@ -12,7 +12,14 @@ from datetime import date, datetime, timedelta
 
 import psycopg
 
-from sync.analytics.listening import TRACK_ARTISTS, Heading, Period, hour_weekday, load_heading
+from sync.analytics.listening import (
+    TRACK_ARTISTS,
+    Heading,
+    Kind,
+    Period,
+    hour_weekday,
+    load_heading,
+)
 from sync.analytics.spoken import Spoken, hours, load_spoken
 from sync.store.users import UserRef
 from sync.text import plural
@@ -59,15 +66,15 @@ def load_stats(
         return s
     s.top_artists = conn.execute(
         """select a.name, t.plays, t.listening_ms
-             from listening_top(%s, 2::smallint, %s, %s, %s) t
+             from listening_top(%s, %s::smallint, %s, %s, %s) t
              join artists a on a.id = t.entity_id order by t.rank""",
-        (k, period.first_day, period.last_day, TOP_N),
+        (k, Kind.ARTIST, period.first_day, period.last_day, TOP_N),
     ).fetchall()
     s.top_tracks = conn.execute(
         f"""select tr.name, {TRACK_ARTISTS}, t.plays, t.listening_ms
-             from listening_top(%s, 1::smallint, %s, %s, %s) t
+             from listening_top(%s, %s::smallint, %s, %s, %s) t
              join tracks tr on tr.id = t.entity_id order by t.rank""",
-        (k, period.first_day, period.last_day, TOP_N),
+        (k, Kind.TRACK, period.first_day, period.last_day, TOP_N),
     ).fetchall()
     first_chart_day = today - timedelta(days=CHART_DAYS - 1)
     stored = {

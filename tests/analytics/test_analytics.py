@@ -12,6 +12,7 @@ import pytest
 
 from sync.analytics import upkeep as analytics
 from sync.db import schema
+from sync.store import aggregates
 from sync.store.rows import AlbumRow, ArtistRow, Play, TrackRow
 from tests.conftest import add_user
 from tests.support.analytics import rebuilt_snapshot, snapshot
@@ -33,7 +34,7 @@ def store(conn, key: int, plays: list[tuple[datetime, TrackRow]]) -> list[dateti
     """Insert API plays and refresh, in one transaction, as the pipeline does."""
     with conn.transaction():
         new = store_plays(conn, key, [Play(t, tr) for t, tr in plays])
-        analytics.refresh_days(conn, key, new)
+        aggregates.refresh_days(conn, key, new)
     return new
 
 
@@ -135,7 +136,7 @@ def test_estimate_is_track_length_capped_by_time_since_the_previous_play(conn):
             "values (%s, %s, %s, 5000, 1)",
             (key, t0 + timedelta(minutes=30), ids["spotify:track:t5"]),
         )
-        analytics.refresh_days(conn, key, [t0 + timedelta(minutes=30)])
+        aggregates.refresh_days(conn, key, [t0 + timedelta(minutes=30)])
     assert days(conn, key)[date(2026, 6, 1)] == (5, 465_000, 460_000)
     assert_equals_rebuild(conn, key)
 
@@ -164,7 +165,7 @@ def test_corrected_ms_played_replaces_the_estimate(conn):
             "where user_id = %s and played_at = %s",
             (key, t0),
         )
-        analytics.refresh_days(conn, key, [t0])
+        aggregates.refresh_days(conn, key, [t0])
     assert days(conn, key)[date(2026, 6, 1)] == (2, 201_234, 200_000)
     assert_equals_rebuild(conn, key)
 

@@ -436,13 +436,12 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("stats (in-process: connect, migration check, queries, rendering)")
         for period in ("7d", "4w", "6m", "1y", "all", str(datetime.now(UTC).year - 1)):
-            ns = argparse.Namespace(user=None, period=period)
             times = []
             for _ in range(3):
                 buf = io.StringIO()
                 started = time.perf_counter()
                 with redirect_stdout(buf):
-                    cmd_stats(ns, settings)
+                    cmd_stats(settings, period=period)
                 times.append(time.perf_counter() - started)
             print(
                 f"  --period {period:<5} first {1000 * times[0]:6.1f} ms, "

@@ -26,7 +26,7 @@ from pathlib import Path
 import psycopg
 
 from sync.analytics import upkeep as analytics
-from sync.commands.report import cmd_report
+from sync.commands.report import ReportOptions, cmd_report
 from sync.config import load_settings
 from sync.db import schema
 from tests.bench.bench_analytics import USER, admin_url, generate, machine_reference
@@ -106,13 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             times = []
             path = out / f"report-{period}.html"
             for _ in range(args.runs):
-                ns = argparse.Namespace(
-                    user=USER, period=period, out=str(path), out_dir=str(out), all=False,
-                    open=False, images=False,
-                )  # fmt: skip
+                flags = ReportOptions(user=USER, period=period, out=str(path), out_dir=str(out))
                 started = time.perf_counter()
                 with redirect_stdout(io.StringIO()):
-                    cmd_report(ns, settings)
+                    cmd_report(settings, flags)
                 times.append(time.perf_counter() - started)
             size = path.stat().st_size
             print(

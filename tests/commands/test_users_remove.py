@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import subprocess
@@ -66,8 +65,8 @@ def remove(db_url, user, *, yes=False, keep=False, answer=None):
             raise EOFError
         return answer
 
-    args = argparse.Namespace(user=user, yes=yes, keep_history=keep)
-    code = cmd_remove_user(args, settings_for(db_url), read_line=read_line, out=out)
+    code = cmd_remove_user(settings_for(db_url), user, yes=yes, keep_history=keep,
+                           read_line=read_line, out=out)  # fmt: skip
     return code, out.getvalue()
 
 
