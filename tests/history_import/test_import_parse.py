@@ -70,6 +70,9 @@ def test_sniffing_a_renamed_file_by_its_first_bytes():
     assert sniff(dumps([extended(T0)]).encode()[:4096]) == EXTENDED
     assert sniff(dumps([account(T0)]).encode()[:4096]) == ACCOUNT
     assert sniff(dumps([podcast(T0)]).encode()[:4096]) == ACCOUNT_PODCAST
+    chapter = {"endTime": "2024-05-06 18:43", "audiobookName": "B", "chapterName": "C",
+               "msPlayed": 1}  # fmt: skip
+    assert sniff(dumps([chapter]).encode()) == ACCOUNT_AUDIOBOOK
     assert sniff(b'{"playlists": []}') is None
 
 
