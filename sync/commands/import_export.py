@@ -46,7 +46,7 @@ def add_parser(sub: Subcommands) -> None:
     imp.add_argument(
         "--include-podcasts",
         action="store_true",
-        help="also store podcast episodes (skipped by default)",
+        help=argparse.SUPPRESS,  # no longer needed: episodes are kept apart (issue 18)
     )
     imp.add_argument(
         "--include-video",
@@ -84,7 +84,7 @@ class ImportOptions:
     paths: Sequence[str]
     user: str
     min_seconds: float = 30
-    include_podcasts: bool = False
+    include_podcasts: bool = False  # no longer needed: says so in one line
     include_video: bool = False
     exclude_show: Sequence[str] = ()
     no_progress: bool = False
@@ -114,10 +114,12 @@ def cmd_import(settings: Settings, flags: ImportOptions) -> int:
         raise UserError("--min-seconds must be 0 or more")
     options = ParseOptions(
         min_ms=int(round(flags.min_seconds * 1000)),
-        include_podcasts=flags.include_podcasts,
         include_video=flags.include_video,
         exclude_shows=frozenset(s.strip().lower() for s in flags.exclude_show),
     )
+    if flags.include_podcasts:
+        print("--include-podcasts is no longer needed: episodes and audiobook chapters are "
+              "always kept, apart from music (docs/import.md)")  # fmt: skip
     sources, ignored = find_sources(flags.paths)
     if not sources:
         raise UserError(

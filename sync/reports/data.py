@@ -23,6 +23,7 @@ from sync.analytics.listening import (
     previous_period,
     resolve_year,
 )
+from sync.analytics.spoken import Spoken, load_spoken
 from sync.analytics.terminal import newest_day
 from sync.store.users import UserRef
 
@@ -79,6 +80,7 @@ class ReportData(Heading):
     discoveries: list[Entry] = field(default_factory=list)
     discoveries_total: int = 0
     rediscover: list[Entry] = field(default_factory=list)
+    spoken: Spoken = field(default_factory=Spoken)  # podcasts and audiobooks, apart from music
     newest_day: date | None = None  # the local day of the newest play (read for empty periods)
 
 
@@ -96,6 +98,7 @@ def load_report(
     r = ReportData(**vars(load_heading(conn, user, period_key, label, now)), generated_at=now)
     r.previous, r.images = previous_period(r.period), images
     k, period = user.key, r.period
+    r.spoken = load_spoken(conn, k, period, user.time_zone)
     if not r.plays:  # the page says where the plays are instead; no empty charts to fill
         r.newest_day = newest_day(conn, k)
         return r

@@ -33,6 +33,11 @@ def with_history(conn: psycopg.Connection, user_id: str, plays: int) -> int:
     run_id = runs_store.open_run(conn, "manual", None, timedelta(minutes=5)).run_id
     result = {"status": "ok", "started_at": NOW.isoformat(), "fetched": plays}
     outcome.save(conn, key, 0, run_id, result, parsed)  # plays, analytics, run record
+    item = conn.execute(  # and an imported podcast episode (spoken_plays, sql/009)
+        "insert into spoken_items (kind, show, name) values (1, %s, 'E') returning id", (user_id,)
+    ).fetchone()[0]
+    conn.execute("insert into spoken_plays (played_at, user_id, item_id, ms_played, source) "
+                 "values (%s, %s, %s, 600000, 2)", (NOW, key, item))  # fmt: skip
     return key
 
 

@@ -17,7 +17,6 @@ import pytest
 
 from sync.history_import.parse import (
     ACCOUNT,
-    ACCOUNT_PODCAST,
     EXTENDED,
     KIND_EPISODE,
     KIND_NAMED_EPISODE,
@@ -29,7 +28,7 @@ from sync.history_import.parse import (
 from sync.store import imports as store
 from sync.store.catalogue import NAME_IN_URI_MAX, placeholder
 from sync.store.sources import song_key
-from tests.support.export_fakes import account, dumps, episode, extended, podcast, uri
+from tests.support.export_fakes import account, dumps, extended, uri
 
 T0 = datetime(2024, 5, 6, 18, 43, 21, tzinfo=UTC)
 LONG = "L" * 310  # longer than NAME_IN_URI_MAX
@@ -79,12 +78,6 @@ CASES = [
          extended(T0, 1, name="Local", artist="Me", album="Disc") | {"spotify_track_uri": None},
          EXTENDED, "spotify:export:Me:Local", "spotify:export-artist:Me",
          "spotify:export-album:Me:Disc"),
-    Case("an episode is its URI, its show the album, no artist", (), episode(T0, 7), EXTENDED,
-         f"spotify:episode:ep{7:020d}", None, "spotify:export-show:A Show"),
-    Case("an account-data episode gets a placeholder of show and name", (), podcast(T0),
-         ACCOUNT_PODCAST, "spotify:export-episode:A Show:Ep", None, "spotify:export-show:A Show"),
-    Case("a named episode matches a stored one by its names", ((REAL, "EP", ""),), podcast(T0),
-         ACCOUNT_PODCAST, REAL, same_key=True),
 ]  # fmt: skip
 
 
@@ -92,7 +85,7 @@ def _ref(case: Case) -> tuple:
     """The Python side: the ref the parser stages for the case's entry."""
     data = dumps([case.entry]).encode()
     name = "endsong_0.json" if case.kind == EXTENDED else "StreamingHistory_music_0.json"
-    parsed = parse_file(name, data, case.kind, ParseOptions(include_podcasts=True))
+    parsed = parse_file(name, data, case.kind, ParseOptions())
     assert len(parsed.refs) == 1
     return parsed.refs[0]
 
