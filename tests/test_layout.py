@@ -259,6 +259,17 @@ def test_no_module_over_500_lines_and_no_repeatable_sql_file_over_400():
     assert {f: n for f, n in sql.items() if n > 400} == {}
 
 
+def test_placeholder_prefixes_in_sql_are_the_ones_of_store_catalogue():
+    import re
+
+    from sync.store import catalogue
+
+    homes = {v for k, v in vars(catalogue).items() if k.startswith("PLACEHOLDER_")}
+    sql = "\n".join(p.read_text() for p in (SYNC.parent / "sql" / "repeatable").glob("*.sql"))
+    spelled = set(re.findall(r"'(spotify:export[a-z-]*:)", sql))
+    assert spelled and spelled <= homes, spelled - homes
+
+
 def test_no_function_over_60_lines():
     long = {
         f"{path.relative_to(SYNC)}:{node.name}"

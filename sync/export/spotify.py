@@ -21,6 +21,7 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]  # C-ac
 from time import gmtime, strftime
 from typing import IO, BinaryIO
 
+from sync.store.catalogue import PLACEHOLDER_EPISODE, PLACEHOLDER_TRACK
 from sync.store.sources import song_key
 
 FOLDER = "Spotify Extended Streaming History/"
@@ -30,11 +31,11 @@ CHUNK = 2_000  # entries joined per write into the zip member
 # entry while parsing), and Spotify's own files hold about 15,000; 50,000 keeps a year in
 # one file for all but the heaviest listeners (137 plays a day) and a file under ~30 MB.
 PART_ENTRIES = 50_000
-# Placeholders for what an import could not identify (sync/history_import/parse.py): the
+# Placeholders for what an import could not identify (sync/store/catalogue.py): the
 # export writes their names and no URI, as Spotify does for such plays.
-_NAMES_ONLY_TRACK = "spotify:export:"
+_NAMES_ONLY_TRACK = PLACEHOLDER_TRACK
 _EPISODE = "spotify:episode:"
-_NAMES_ONLY_EPISODE = "spotify:export-episode:"
+_NAMES_ONLY_EPISODE = PLACEHOLDER_EPISODE
 
 
 def member_name(year: str, part: int | None = None) -> str:
