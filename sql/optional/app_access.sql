@@ -15,7 +15,8 @@
 --   Deleting the Auth user or the Spotify user removes its links too.
 -- - in public, one my_<view> per read view (plays, top_tracks, top_artists, top_albums,
 --   listening_period_totals, listening_streaks, listening_daily,
---   listening_entities_by_day, listening_heatmap): the same columns, only the rows of the
+--   listening_entities_by_day, listening_heatmap; my_spoken_plays for
+--   spoken_plays_view, the podcasts and audiobooks): the same columns, only the rows of the
 --   Spotify users linked to auth.uid(). `authenticated` may SELECT them, and nothing else
 --   this file creates; `anon` gets nothing (permission denied); nobody may write them.
 -- - user_tokens loses every privilege `anon` and `authenticated` had on it (Supabase
@@ -28,16 +29,16 @@
 -- the Data API would then serve directly. The my_* views read the tables as their owner,
 -- filtered by auth.uid() inside the view; security_barrier keeps the filter first, so
 -- no condition a client adds runs on other users' rows. Supabase's Security Advisor
--- lists the four views of the first kind below as "Security Definer View": that is
+-- lists the five views of the first kind below as "Security Definer View": that is
 -- this deliberate design, the filter is in the view.
 -- Two kinds, because functions called in a view run with the rights of whoever queries
 -- it: views over tables only (my_plays, my_listening_daily, my_listening_entities_by_day,
--- my_listening_heatmap) are owner's-rights views, so filters and limits reach the
--- indexes (my_plays adds the artists outside its barrier, app_access.plays, so a page
--- of plays looks up the artists of that page only); views over the listening_*
--- functions (my_top_*, my_listening_period_totals, my_listening_streaks) read a
--- security definer function of app_access that returns the linked users' rows of the
--- public view (under a thousand rows per user).
+-- my_listening_heatmap, my_spoken_plays) are owner's-rights views, so filters and
+-- limits reach the indexes (my_plays adds the artists outside its barrier,
+-- app_access.plays, so a page of plays looks up the artists of that page only); views
+-- over the listening_* functions (my_top_*, my_listening_period_totals,
+-- my_listening_streaks) read a security definer function of app_access that returns the
+-- linked users' rows of the public view (under a thousand rows per user).
 -- The functions' bodies are text, so they do not pin the public views: the repeatable
 -- files can drop and recreate those; a column they rename breaks the my_* view until
 -- this file follows (tests/db/test_app_access.py compares the columns of each pair).
@@ -50,7 +51,8 @@ begin
     if (select count(*) from pg_roles where rolname in ('anon', 'authenticated')) < 2 then
         raise exception 'app-access needs Supabase''s roles anon and authenticated: apply it to a Supabase project''s database';
     end if;
-    if to_regclass('public.user_tokens') is null or to_regclass('public.listening_heatmap') is null then
+    if to_regclass('public.user_tokens') is null or to_regclass('public.listening_heatmap') is null
+       or to_regclass('public.spoken_plays') is null then
         raise exception 'app-access comes after the schema: run python -m sync migrate (or paste every other file) first';
     end if;
 end $$;
@@ -74,7 +76,7 @@ revoke all on table public.user_tokens from anon, authenticated;
 drop view if exists public.my_plays, app_access.plays, public.my_listening_daily,
     public.my_listening_entities_by_day, public.my_listening_heatmap, public.my_top_tracks,
     public.my_top_artists, public.my_top_albums, public.my_listening_period_totals,
-    public.my_listening_streaks;
+    public.my_listening_streaks, public.my_spoken_plays;
 drop function if exists app_access.linked(), app_access.top_tracks(), app_access.top_artists(),
     app_access.top_albums(), app_access.period_totals(), app_access.streaks();
 
@@ -137,6 +139,21 @@ select u.user_id as spotify_user_id, d.day,
 create view public.my_listening_heatmap with (security_barrier = true) as
 select u.user_id as spotify_user_id, h.weekday, h.hour, h.plays, h.listening_ms
   from public.listening_hour_weekday h join public.user_tokens u on u.id = h.user_id
+ where u.user_id = any(app_access.linked());
+
+-- Podcast episodes and audiobook chapters (public.spoken_plays_view, filtered).
+create view public.my_spoken_plays with (security_barrier = true) as
+select u.user_id as spotify_user_id,
+       p.played_at,
+       case i.kind when 1 then 'episode' else 'chapter' end as kind,
+       i.show,
+       i.name,
+       i.uri,
+       p.ms_played,
+       p.source
+  from public.spoken_plays p
+  join public.user_tokens u on u.id = p.user_id
+  join public.spoken_items i on i.id = p.item_id
  where u.user_id = any(app_access.linked());
 
 -- Views over the listening_* functions: the linked users' rows of the public view, read
@@ -212,8 +229,8 @@ grant execute on function app_access.linked(), app_access.top_tracks(),
 revoke all on table public.my_plays, app_access.plays, public.my_listening_daily,
     public.my_listening_entities_by_day, public.my_listening_heatmap, public.my_top_tracks,
     public.my_top_artists, public.my_top_albums, public.my_listening_period_totals,
-    public.my_listening_streaks from public, anon, authenticated;
+    public.my_listening_streaks, public.my_spoken_plays from public, anon, authenticated;
 grant select on table public.my_plays, public.my_listening_daily,
     public.my_listening_entities_by_day, public.my_listening_heatmap, public.my_top_tracks,
     public.my_top_artists, public.my_top_albums, public.my_listening_period_totals,
-    public.my_listening_streaks to authenticated;
+    public.my_listening_streaks, public.my_spoken_plays to authenticated;

@@ -33,8 +33,6 @@ from sync.history_import.json_entries import load_entries
 from sync.history_import.staged import (
     DEFAULT_MIN_MS,
     EPISODE_LIKE_MS,
-    KIND_EPISODE,
-    KIND_NAMED_EPISODE,
     KIND_NAMED_TRACK,
     KIND_TRACK,
     SKIP_AUDIOBOOK,
@@ -61,12 +59,12 @@ from sync.store.sources import SOURCE_ACCOUNT, SOURCE_EXTENDED
 # and the shared ones of staged.py (placeholder URIs: sync/store/catalogue.py).
 __all__ = [
     "ACCOUNT", "ACCOUNT_AUDIOBOOK", "ACCOUNT_PODCAST", "DEFAULT_MIN_MS", "EPISODE_LIKE_MS",
-    "EXTENDED", "EXTENDED_VIDEO", "KIND_EPISODE", "KIND_NAMED_EPISODE", "KIND_NAMED_TRACK",
-    "KIND_TRACK", "SKIP_AUDIOBOOK", "SKIP_DUPLICATE", "SKIP_EXCLUDED",
-    "SKIP_INCOGNITO", "SKIP_NO_SLOT", "SKIP_NO_TRACK", "SKIP_PODCAST", "SKIP_REASONS",
-    "SKIP_SHORT", "SKIP_VIDEO", "SOURCE_OF_KIND", "SPOKEN_CHAPTER", "SPOKEN_EPISODE",
-    "ExportFormatError", "ParsedFile", "ParseOptions", "SourceRef", "classify", "load_entries",
-    "ms_text", "parse_file", "parse_time", "read_and_parse", "sniff",
+    "EXTENDED", "EXTENDED_VIDEO", "KIND_NAMED_TRACK", "KIND_TRACK", "SKIP_AUDIOBOOK",
+    "SKIP_DUPLICATE", "SKIP_EXCLUDED", "SKIP_INCOGNITO", "SKIP_NO_SLOT", "SKIP_NO_TRACK",
+    "SKIP_PODCAST", "SKIP_REASONS", "SKIP_SHORT", "SKIP_VIDEO", "SOURCE_OF_KIND",
+    "SPOKEN_CHAPTER", "SPOKEN_EPISODE", "ExportFormatError", "ParsedFile", "ParseOptions",
+    "SourceRef", "classify", "load_entries", "ms_text", "parse_file", "parse_time",
+    "read_and_parse", "sniff",
 ]  # fmt: skip
 
 # File kinds

@@ -17,10 +17,6 @@ DEFAULT_MIN_MS = 30_000
 # tests/history_import/test_same_song.py sends it every kind the parser makes).
 KIND_TRACK = 0  # has a spotify:track: (or other) URI
 KIND_NAMED_TRACK = 1  # only names: account data, or an extended row without URI
-# 2 and 3 were episodes stored as tracks (the old --include-podcasts); the parser no longer
-# makes them (episodes are spoken plays, below), the SQL still reads them.
-KIND_EPISODE = 2
-KIND_NAMED_EPISODE = 3
 
 # Kinds of spoken items (spoken_items.kind, sql/009_spoken_plays.sql): episodes and
 # chapters are stored apart from music (ParsedFile.spoken, sync/store/spoken.py).

@@ -11,7 +11,8 @@ row level security hides the rows), and on one created after ("2026": nothing is
 unless a file grants it).
 
 The access matrix this file proves (my_* = every view the opt-in file creates; "tables":
-the history, catalogue and analytics tables; "views": plays, top_*, listening_*):
+the history, catalogue, analytics and spoken (podcast, audiobook) tables; "views": plays,
+spoken_plays_view, top_*, listening_*):
 
 | who                           | my_* views        | user_tokens, links, views | tables        |
 |-------------------------------|-------------------|---------------------------|---------------|
@@ -42,7 +43,9 @@ import pytest
 
 from sync.analytics import upkeep as analytics
 from sync.db import schema
+from sync.store import spoken
 from sync.store.rows import AlbumRow, ArtistRow, Play, TrackRow
+from sync.store.sources import SOURCE_ACCOUNT, SOURCE_EXTENDED
 from tests.conftest import add_user
 from tests.support.store import store_plays
 
@@ -61,10 +64,11 @@ VIEWS = {
     "my_listening_daily": "listening_daily",
     "my_listening_entities_by_day": "listening_entities_by_day",
     "my_listening_heatmap": "listening_heatmap",
+    "my_spoken_plays": "spoken_plays_view",
 }
 TABLES = ["listening_history", "tracks", "artists", "albums", "track_artists",
           "listening_days", "listening_day_entities", "listening_entity_totals",
-          "listening_hour_weekday", "sync_runs"]  # fmt: skip
+          "listening_hour_weekday", "sync_runs", "spoken_items", "spoken_plays"]  # fmt: skip
 
 # Supabase's roles, created once per server (roles are cluster-wide and the tests of
 # parallel sessions share the server): a concurrent create or grant is not an error.
@@ -128,7 +132,14 @@ def supabase(conn: psycopg.Connection, *, legacy: bool) -> None:
         conn.execute(LEGACY_GRANTS)
 
 
-def listen(conn: psycopg.Connection, user_id: str, plays: list[tuple[datetime, TrackRow]]) -> int:
+def listen(
+    conn: psycopg.Connection,
+    user_id: str,
+    plays: list[tuple[datetime, TrackRow]],
+    spoken_plays: list[tuple[int, str | None, str, str, datetime]] = (),
+) -> int:
+    """The user's music plays as a sync stores them, and their podcast and audiobook plays
+    (kind, uri, show, name, end) as an import does (extended history if with a URI)."""
     key = add_user(conn, user_id, f"refresh-{user_id}-secret")
     conn.execute(
         "update user_tokens set access_token = %s, time_zone = 'Europe/Berlin' where id = %s",
@@ -137,6 +148,10 @@ def listen(conn: psycopg.Connection, user_id: str, plays: list[tuple[datetime, T
     with conn.transaction():
         new = store_plays(conn, key, [Play(t, tr) for t, tr in plays])
         analytics.refresh_days(conn, key, new)
+        for kind, uri, show, name, at in spoken_plays:
+            row = (kind, uri, show, name, at.isoformat(), 1_800_000)
+            source = SOURCE_EXTENDED if uri else SOURCE_ACCOUNT
+            spoken.store_plays(conn, key, [row], source)
     return key
 
 
@@ -172,9 +187,16 @@ def world(request, db_url) -> Iterator[psycopg.Connection]:
                 (now - timedelta(hours=3), t2),
                 (now - timedelta(days=400), t3),
             ],
+            [
+                (1, "spotify:episode:e1", "Tech Talk", "Ep 1", now - timedelta(days=3)),
+                (2, None, "Dune", "Chapter 3", now - timedelta(hours=6)),  # account data
+            ],
         )
-        listen(conn, "bob", [(now - timedelta(days=1), t2), (now - timedelta(hours=5), t4)])
-        listen(conn, "carol", [(now - timedelta(hours=2), t1)])  # fmt: skip
+        listen(conn, "bob", [(now - timedelta(days=1), t2), (now - timedelta(hours=5), t4)],
+               [(1, "spotify:episode:e2", "Tech Talk", "Ep 2", now - timedelta(days=1)),
+                (2, None, "Emma", "Chapter 3", now - timedelta(hours=4))])  # fmt: skip
+        carols_episode = (1, "spotify:episode:e1", "Tech Talk", "Ep 1", now - timedelta(hours=1))
+        listen(conn, "carol", [(now - timedelta(hours=2), t1)], [carols_episode])
         conn.execute(
             "insert into auth.users (id, email) values (%s, 'a@example.org'), "
             "(%s, 'b@example.org'), (%s, 'c@example.org')",
@@ -243,6 +265,20 @@ def test_the_other_users_rows_are_not_there(world):
         assert world.execute("select count(*) from my_plays").fetchone() == (4,)
 
 
+def test_podcasts_and_audiobooks_come_with_show_book_episode_chapter_and_uri(world):
+    """my_spoken_plays (as spoken_plays_view): bob's "Chapter 3" of another book is not
+    alice's, though the names are the same."""
+    with api(world, "authenticated", A_UUID):
+        got = world.execute(
+            "select kind, show, name, uri, ms_played, source from my_spoken_plays "
+            "order by played_at"
+        ).fetchall()
+    assert got == [
+        ("episode", "Tech Talk", "Ep 1", "spotify:episode:e1", 1_800_000, SOURCE_EXTENDED),
+        ("chapter", "Dune", "Chapter 3", None, 1_800_000, SOURCE_ACCOUNT),
+    ]
+
+
 def test_a_user_linked_to_nobody_or_not_signed_in_sees_no_rows(world):
     for sub in (C_UUID, None):
         with api(world, "authenticated", sub):
@@ -307,6 +343,9 @@ def test_nobody_writes_through_the_api_roles(world):
         "select user_id, now(), track_id from listening_history limit 1",
         "update listening_history set ms_played = 1",
         "delete from listening_history",
+        "insert into spoken_plays select * from spoken_plays limit 1",
+        "update spoken_items set name = 'x'",
+        "delete from spoken_plays",
         "insert into user_tokens (user_id, refresh_token) values ('eve', 'x')",
         "update user_tokens set refresh_token = 'x'",
         "delete from user_tokens",
@@ -356,9 +395,12 @@ def test_security_barrier_keeps_a_leaky_filter_off_other_users_rows(world):
                              ("my_listening_daily", "spotify_user_id"),
                              ("my_listening_heatmap", "spotify_user_id"),
                              ("my_listening_entities_by_day", "spotify_user_id"),
-                             ("my_top_tracks", "track")):  # fmt: skip
+                             ("my_top_tracks", "track"), ("my_spoken_plays", "name"),
+                             ("my_spoken_plays", "show"),
+                             ("my_spoken_plays", "spotify_user_id")):  # fmt: skip
             world.execute(f"select * from {view} where leak({column}::text)").fetchall()
-    alices = {"alice", "Song 1", "Song 2", "Song 3", "Rhea", "Oslo"}
+    alices = {"alice", "Song 1", "Song 2", "Song 3", "Rhea", "Oslo", "Ep 1", "Chapter 3",
+              "Tech Talk", "Dune"}  # fmt: skip
     assert set(seen) == {f"saw {value}" for value in alices}
 
 

@@ -18,8 +18,6 @@ import pytest
 from sync.history_import.parse import (
     ACCOUNT,
     EXTENDED,
-    KIND_EPISODE,
-    KIND_NAMED_EPISODE,
     KIND_NAMED_TRACK,
     KIND_TRACK,
     ParseOptions,
@@ -93,14 +91,13 @@ def _ref(case: Case) -> tuple:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_python_and_sql_resolve_the_same_song(conn, case):
     ref, kind, track, artist, album = _ref(case)
-    if kind in (KIND_NAMED_TRACK, KIND_NAMED_EPISODE):  # Python's placeholder is SQL's
-        what, by = ("track", artist) if kind == KIND_NAMED_TRACK else ("episode", album)
-        assert ref == placeholder(what, by, track)
-        sql = conn.execute("select catalogue_placeholder(%s, %s, %s)", (what, by, track))
+    if kind == KIND_NAMED_TRACK:  # Python's placeholder is SQL's
+        assert ref == placeholder("track", artist, track)
+        sql = conn.execute("select catalogue_placeholder('track', %s, %s)", (artist, track))
         assert sql.fetchone()[0] == ref
     else:
-        assert kind in (KIND_TRACK, KIND_EPISODE)
-        assert ref == (case.entry.get("spotify_track_uri") or case.entry["spotify_episode_uri"])
+        assert kind == KIND_TRACK
+        assert ref == case.entry["spotify_track_uri"]
     with conn.transaction():
         ids = {}
         for s_uri, s_name, s_artist in case.stored:
@@ -135,11 +132,9 @@ def test_python_and_sql_resolve_the_same_song(conn, case):
     [
         ("track", "Artist", "Song", "spotify:export:Artist:Song"),
         ("track", None, "Song", "spotify:export::Song"),
-        ("episode", "A Show", "Ep 1", "spotify:export-episode:A Show:Ep 1"),
         ("artist", None, "Artist", "spotify:export-artist:Artist"),
         ("album", "Artist", "Album", "spotify:export-album:Artist:Album"),
         ("album", None, "Album", "spotify:export-album::Album"),
-        ("show", None, "A Show", "spotify:export-show:A Show"),
         ("track", "é" * 301, "ß" * 400, f"spotify:export:{'é' * 300}:{'ß' * 300}"),
         ("artist", None, "🔥" * 301, f"spotify:export-artist:{'🔥' * 300}"),
     ],
