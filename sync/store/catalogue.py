@@ -7,10 +7,10 @@ real identity. This is the rule's one home in Python: the parser builds refs wit
 placeholder(); SQL's copy is catalogue_placeholder (sql/repeatable/20_catalogue.sql),
 which tests/history_import/test_same_song.py holds to the same table of cases.
 
-Imports before podcasts were kept apart stored episodes as tracks too, under the two
-prefixes below: nothing makes those any more (episodes are spoken plays,
+Imports before podcasts were kept apart stored episodes as tracks too, under the
+episode prefix below: nothing makes those any more (episodes are spoken plays,
 sync/store/spoken.py), and they stay as stored (docs/import.md, "Podcasts and
-audiobooks"), so the prefixes stay for what reads them.
+audiobooks"), so the prefix stays for what reads them (the export).
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from __future__ import annotations
 PLACEHOLDER_TRACK = "spotify:export:"  # + artist + ":" + track
 PLACEHOLDER_ARTIST = "spotify:export-artist:"  # + artist name
 PLACEHOLDER_ALBUM = "spotify:export-album:"  # + artist + ":" + album
-# Stored by old imports only: an episode's track (the export writes it as an episode) and
-# its album, the show (catalogue_placeholder in SQL still spells it).
+# Stored by old imports only (with the show as album, spotify:export-show:<show>): an
+# episode's track, which the export writes as an episode.
 PLACEHOLDER_EPISODE = "spotify:export-episode:"  # + show + ":" + episode
-PLACEHOLDER_SHOW = "spotify:export-show:"  # + show name
 NAME_IN_URI_MAX = 300  # characters of a name kept in a placeholder URI (btree entries are bounded)
 
 # kind -> (prefix, whether the URI names an artist before the name)
