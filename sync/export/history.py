@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +15,7 @@ from psycopg.pq import TransactionStatus
 from sync.errors import UserError
 from sync.export import query
 from sync.export.output import atomic_file
-from sync.export.spotify import SpotifyStats, bodies, write_zip
+from sync.export.spotify import SpotifyStats, bodies, merge_spoken, spoken_bodies, write_zip
 from sync.export.table import write_csv
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ class ExportResult:
     moved: int = 0
     short: int = 0
     short_estimated: int = 0
-    episodes: int = 0
+    episodes: int = 0  # podcast episodes (spotify format)
+    chapters: int = 0  # audiobook chapters (spotify format)
 
 
 def export_history(
@@ -80,7 +81,7 @@ def _export(
 ) -> ExportResult:
     """Count, then write; the plays come from the same snapshot as the counts."""
     with conn.transaction():
-        years = query.year_counts(conn, user_key, lo, hi)
+        years = query.year_counts(conn, user_key, lo, hi, spoken=fmt != "csv")
         if not years:
             raise NoPlays("no plays in that period")
         with atomic_file(out) as fh:
@@ -93,9 +94,16 @@ def _export(
             else:
                 with closing(query.spotify_tracks(conn, user_key, lo, hi)) as rows:
                     tracks = bodies(rows)
+                with closing(query.spoken_items(conn, user_key, lo, hi)) as rows:
+                    items = spoken_bodies(rows)
+                tracks.update(items)
                 plays = query.spotify_plays(conn, user_key, lo, hi, itersize)
-                with query.prefetched(plays) as rows:
-                    stats = write_zip(fh, tracks, rows, years)
+                # episodes and chapters (no cursor for a history without): read in this
+                # thread, while the prefetching one fetches the music
+                spoken = query.spoken_plays(conn, user_key, lo, hi, itersize) if items else None
+                with query.prefetched(plays) as rows, closing(spoken) if spoken else nullcontext():
+                    batches = merge_spoken(rows, spoken) if spoken else rows
+                    stats = write_zip(fh, tracks, batches, years)
                 result = _from_stats(out, stats)
     return result
 
@@ -118,4 +126,5 @@ def _from_stats(out: Path, stats: SpotifyStats) -> ExportResult:
         short=stats.short,
         short_estimated=stats.short_estimated,
         episodes=stats.episodes,
+        chapters=stats.chapters,
     )

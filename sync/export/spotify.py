@@ -3,19 +3,23 @@ year (`Streaming_History_Audio_YYYY.json`; a year of over PART_ENTRIES plays in 
 `Streaming_History_Audio_YYYY_0.json`, `_1`, ...) in a zip laid out like Spotify's.
 
 Entries carry every field of Spotify's own, in its order (tests/support/export_fakes.py);
-what the history does not know is null. Spotify's `ts` has whole seconds, and importers
-(this project's among them) take two plays of one song ending in the same second for one
-play repeated; such a play is written one second later (counted as `moved`).
+what the history does not know is null. Podcast episodes and audiobook chapters (kept apart
+from music, in spoken_plays) are merged in by end time (merge_spoken) and written as Spotify
+writes them: episode or audiobook fields set, track fields null. Spotify's `ts` has whole
+seconds, and importers (this project's among them) take two plays of one song ending in the
+same second for one play repeated; such a play is written one second later (counted as `moved`).
 docs/export.md explains each rule.
 """
 
 from __future__ import annotations
 
 import zipfile
+from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # C-accelerated
+from operator import itemgetter
 from time import gmtime, strftime
 from typing import IO, BinaryIO
 
@@ -33,6 +37,8 @@ PART_ENTRIES = 50_000
 _NAMES_ONLY_TRACK = "spotify:export:"
 _EPISODE = "spotify:episode:"
 _NAMES_ONLY_EPISODE = "spotify:export-episode:"
+# What an entry is (bodies' fourth value): a track, a podcast episode, an audiobook chapter.
+TRACK, EPISODE, CHAPTER = 0, 1, 2  # EPISODE and CHAPTER are spoken_items.kind
 
 
 def member_name(year: str, part: int | None = None) -> str:
@@ -50,6 +56,7 @@ class SpotifyStats:
     short: int = 0  # ms_played under 30 s (estimated ones included)
     short_estimated: int = 0
     episodes: int = 0
+    chapters: int = 0
     files: Counter = field(default_factory=Counter)  # member name -> entries
 
 
@@ -87,19 +94,30 @@ def _ts(sec: int) -> str:
 
 
 _HEAD = '{{"ts": "{}", "platform": null, "ms_played": {}, "conn_country": null, "ip_addr": null, '
+_NO_BOOK = (
+    '"audiobook_title": null, "audiobook_uri": null, "audiobook_chapter_uri": null, '
+    '"audiobook_chapter_title": null, '
+)
 _TRACK = (
     '"master_metadata_track_name": {}, "master_metadata_album_artist_name": {}, '
     '"master_metadata_album_album_name": {}, "spotify_track_uri": {}, '
     '"episode_name": null, "episode_show_name": null, "spotify_episode_uri": null, '
-)
-_EPISODE_FIELDS = (
+) + _NO_BOOK
+_NO_TRACK = (
     '"master_metadata_track_name": null, "master_metadata_album_artist_name": null, '
     '"master_metadata_album_album_name": null, "spotify_track_uri": null, '
-    '"episode_name": {}, "episode_show_name": {}, "spotify_episode_uri": {}, '
+)
+_EPISODE_FIELDS = (
+    _NO_TRACK + '"episode_name": {}, "episode_show_name": {}, "spotify_episode_uri": {}, '
+) + _NO_BOOK
+# The book's own URI is not kept (spoken_items holds the chapter's): null.
+_CHAPTER_FIELDS = _NO_TRACK + (
+    '"episode_name": null, "episode_show_name": null, "spotify_episode_uri": null, '
+    '"audiobook_title": {}, "audiobook_uri": null, "audiobook_chapter_uri": {}, '
+    '"audiobook_chapter_title": {}, '
 )
 _TAIL = (
-    '"audiobook_title": null, "audiobook_uri": null, "audiobook_chapter_uri": null, '
-    '"audiobook_chapter_title": null, "reason_start": null, "reason_end": null, '
+    '"reason_start": null, "reason_end": null, '
     '"shuffle": null, "skipped": null, "offline": null, "offline_timestamp": null, '
     '"incognito_mode": false}'
 )
@@ -109,9 +127,9 @@ def _text(value: str | None) -> str:
     return "null" if value is None else encode_basestring(value)
 
 
-def bodies(tracks: Iterable[tuple]) -> dict[int, tuple[str, str | None, str | None, bool]]:
-    """Track id -> (the entry's track or episode fields as JSON, name, artist or show, episode)
-    from query.spotify_tracks' rows.
+def bodies(tracks: Iterable[tuple]) -> dict[int, tuple[str, str | None, str | None, int]]:
+    """Track id -> (the entry's track or episode fields as JSON, name, artist or show, TRACK
+    or EPISODE) from query.spotify_tracks' rows.
 
     Built once per track, so each play costs a lookup and a join of three strings.
     """
@@ -120,12 +138,63 @@ def bodies(tracks: Iterable[tuple]) -> dict[int, tuple[str, str | None, str | No
         if uri.startswith((_EPISODE, _NAMES_ONLY_EPISODE)):
             link = _text(uri) if uri.startswith(_EPISODE) else "null"
             body = _EPISODE_FIELDS.format(_text(name), _text(album), link)
-            out[track_id] = (body, name, album, True)
+            out[track_id] = (body, name, album, EPISODE)
         else:
             link = "null" if uri.startswith(_NAMES_ONLY_TRACK) else _text(uri)
             body = _TRACK.format(_text(name), _text(artist), _text(album), link)
-            out[track_id] = (body, name, artist, False)
+            out[track_id] = (body, name, artist, TRACK)
     return out
+
+
+def spoken_bodies(items: Iterable[tuple]) -> dict[int, tuple[str, str | None, str | None, int]]:
+    """-(item id) -> (the entry's episode or audiobook fields as JSON, name, show or book,
+    EPISODE or CHAPTER) from query.spoken_items' rows; the same shape as bodies()."""
+    out = {}
+    for key, kind, uri, show, name in items:
+        fields = _CHAPTER_FIELDS if kind == CHAPTER else _EPISODE_FIELDS
+        if kind == CHAPTER:
+            body = fields.format(_text(show), _text(uri), _text(name))
+        else:
+            body = fields.format(_text(name), _text(show), _text(uri))
+        out[key] = (body, name, show, CHAPTER if kind == CHAPTER else EPISODE)
+    return out
+
+
+def merge_spoken(
+    music: Iterable[list[tuple]], spoken: Iterable[list[tuple]], size: int = CHUNK
+) -> Iterator[list[tuple]]:
+    """The batches of music plays with the spoken plays merged in by end second (music
+    first within a second); both come in end-time order.
+
+    Spoken plays are few next to music, so a batch with none in its span passes unchanged
+    (one comparison) and the hot loop of _entries stays as it is.
+    """
+    rows = (row for batch in spoken for row in batch)
+    nxt = next(rows, None)
+    sec = itemgetter(0)
+    for batch in music:
+        if nxt is None or nxt[0] > batch[-1][0]:
+            yield batch
+            continue
+        out: list[tuple] = []
+        start = 0
+        while nxt is not None and nxt[0] <= batch[-1][0]:
+            end = bisect_right(batch, nxt[0], lo=start, key=sec)
+            out.extend(batch[start:end])
+            out.append(nxt)
+            start = end
+            nxt = next(rows, None)
+        out.extend(batch[start:])
+        yield out
+    rest: list[tuple] = []
+    while nxt is not None:
+        rest.append(nxt)
+        if len(rest) >= size:
+            yield rest
+            rest = []
+        nxt = next(rows, None)
+    if rest:
+        yield rest
 
 
 class _Files:
@@ -171,7 +240,7 @@ class _Files:
 
 def write_zip(
     fh: BinaryIO,
-    tracks: Mapping[int, tuple[str, str | None, str | None, bool]],
+    tracks: Mapping[int, tuple[str, str | None, str | None, int]],
     batches: Iterable[list[tuple]],
     years: Mapping[str, int],
     *,
@@ -211,7 +280,7 @@ def _entries(
             out.append(",\n")
         counts[files.current] += 1
         files.left -= 1
-        body, name, who, episode = tracks[track_id]
+        body, name, who, kind = tracks[track_id]
         if sec > seconds.high:  # the common case: a second no play used yet
             seconds.high = sec
             seconds.last = (sec, name, who)
@@ -224,8 +293,11 @@ def _entries(
         out.append(head.format(ts, ms))
         out.append(body)
         out.append(tail)
-        if episode:
-            stats.episodes += 1
+        if kind:
+            if kind == EPISODE:
+                stats.episodes += 1
+            else:
+                stats.chapters += 1
         if estimated:
             stats.estimated += 1
         if ms < SHORT_MS:
