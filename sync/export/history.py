@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from contextlib import closing, nullcontext
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +15,7 @@ from psycopg.pq import TransactionStatus
 from sync.errors import UserError
 from sync.export import query
 from sync.export.output import atomic_file
-from sync.export.spotify import SpotifyStats, bodies, merge_spoken, spoken_bodies, write_zip
+from sync.export.spotify import SpotifyStats, bodies, interleave, spoken_bodies, write_zip
 from sync.export.table import write_csv
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,8 @@ class ExportResult:
     moved: int = 0
     short: int = 0
     short_estimated: int = 0
-    episodes: int = 0  # podcast episodes (spotify format)
-    chapters: int = 0  # audiobook chapters (spotify format)
+    episodes: int = 0
+    chapters: int = 0
 
 
 def export_history(
@@ -81,6 +81,7 @@ def _export(
 ) -> ExportResult:
     """Count, then write; the plays come from the same snapshot as the counts."""
     with conn.transaction():
+        # the CSV is music only: a period of episodes alone has nothing for it
         years = query.year_counts(conn, user_key, lo, hi, spoken=fmt != "csv")
         if not years:
             raise NoPlays("no plays in that period")
@@ -94,16 +95,11 @@ def _export(
             else:
                 with closing(query.spotify_tracks(conn, user_key, lo, hi)) as rows:
                     tracks = bodies(rows)
-                with closing(query.spoken_items(conn, user_key, lo, hi)) as rows:
-                    items = spoken_bodies(rows)
-                tracks.update(items)
+                spoken, items = query.spoken(conn, user_key, lo, hi)
+                tracks.update(spoken_bodies(items))
                 plays = query.spotify_plays(conn, user_key, lo, hi, itersize)
-                # episodes and chapters (no cursor for a history without): read in this
-                # thread, while the prefetching one fetches the music
-                spoken = query.spoken_plays(conn, user_key, lo, hi, itersize) if items else None
-                with query.prefetched(plays) as rows, closing(spoken) if spoken else nullcontext():
-                    batches = merge_spoken(rows, spoken) if spoken else rows
-                    stats = write_zip(fh, tracks, batches, years)
+                with query.prefetched(plays) as rows:
+                    stats = write_zip(fh, tracks, interleave(rows, spoken), years)
                 result = _from_stats(out, stats)
     return result
 

@@ -61,25 +61,6 @@ select t.id, t.name, pa.name, al.name, t.uri
  where t.id in (select distinct track_id from listening_history where {_PERIOD})
 """
 
-# Podcast episodes and audiobook chapters (spoken_plays, sql/009_spoken_plays.sql): the
-# same columns as _SPOTIFY_PLAYS, the item (negated, as in _SPOKEN_ITEMS) in place of the
-# track; ms_played is always known. The key (user_id, played_at, item_id) gives the order.
-_SPOKEN_PLAYS = f"""
-select floor(date_part('epoch', played_at))::bigint,
-       to_char(played_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-       -item_id, ms_played, false
-  from spoken_plays
- where {_PERIOD}
- order by played_at
-"""
-# -(item id) -> (kind, uri, show or book, episode or chapter), for the period's spoken
-# plays. Negated, so item ids and track ids share one lookup (identities start at 1).
-_SPOKEN_ITEMS = f"""
-select -i.id, i.kind, i.uri, i.show, i.name
-  from spoken_items i
- where i.id in (select distinct item_id from spoken_plays where {_PERIOD})
-"""
-
 # The columns of the `plays` view (sql/repeatable/50_views.sql), in its order.
 CSV_COLUMNS = ("spotify_user_id", "played_at", "track", "artists", "album", "ms_played",
                "duration_ms", "track_uri", "source")  # fmt: skip
@@ -103,6 +84,25 @@ select t.id, t.name,
 """
 
 
+# Podcast episodes and audiobook chapters (spoken_plays, sql/009_spoken_plays.sql), in the
+# plays' shape with the item's id negated, so one mapping of bodies serves both. Read whole:
+# they are a small part of a history (a podcast a day is 365 rows a year).
+_SPOKEN_PLAYS = f"""
+select floor(date_part('epoch', played_at))::bigint,
+       to_char(played_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       -item_id, ms_played, false
+  from spoken_plays
+ where {_PERIOD}
+ order by played_at, item_id
+"""
+# Item id -> (kind, uri, show or book, episode or chapter) of the period's spoken plays.
+_SPOKEN_ITEMS = f"""
+select i.id, i.kind, i.uri, i.show, i.name
+  from spoken_items i
+ where i.id in (select distinct item_id from spoken_plays where {_PERIOD})
+"""
+
+
 def year_counts(
     conn: psycopg.Connection,
     user: int,
@@ -111,15 +111,13 @@ def year_counts(
     *,
     spoken: bool = True,
 ) -> dict[str, int]:
-    """Plays of the user in [lo, hi) by UTC year ('2024': n), music and (unless `spoken` is
-    false: the CSV has music only) episodes and chapters together: counted first, so an
-    empty period writes no file and a year too large for one file is known before it is
-    written."""
-    spoken_sql = f" union all select played_at from spoken_plays where {_PERIOD}" if spoken else ""
+    """Plays of the user in [lo, hi) by UTC year ('2024': n), episodes and chapters among
+    them unless `spoken` is false (the CSV: music only): counted first, so an empty period
+    writes no file and a year too large for one file is known before it is written."""
+    also = f" union all select played_at from spoken_plays where {_PERIOD}" if spoken else ""
     rows = conn.execute(
         "select to_char(played_at at time zone 'UTC', 'YYYY'), count(*)"
-        f" from (select played_at from listening_history where {_PERIOD}{spoken_sql}) p"
-        " group by 1",
+        f" from (select played_at from listening_history where {_PERIOD}{also}) p group by 1",
         {"user": user, "lo": lo, "hi": hi},
     ).fetchall()
     return {year: int(n) for year, n in rows}
@@ -130,10 +128,10 @@ def year_counts(
 _QUERIES = {
     "spotify_plays": _SPOTIFY_PLAYS,
     "spotify_tracks": _SPOTIFY_TRACKS,
-    "spoken_plays": _SPOKEN_PLAYS,
-    "spoken_items": _SPOKEN_ITEMS,
     "csv_plays": _CSV_PLAYS,
     "csv_tracks": _CSV_TRACKS,
+    "spoken_plays": _SPOKEN_PLAYS,
+    "spoken_items": _SPOKEN_ITEMS,
 }
 # JIT would only compile (the scan's cost estimate is high, its work simple): off for this
 # transaction. set_config(..., true) is `set local`, as a select.
@@ -172,17 +170,12 @@ def spotify_plays(conn: psycopg.Connection, user: int, lo, hi, itersize: int = I
     return stream(conn, "spotify_plays", {"user": user, "lo": lo, "hi": hi}, itersize)
 
 
-def spoken_items(conn: psycopg.Connection, user: int, lo, hi) -> Iterator[tuple]:
-    """(-item id, kind, uri, show or book, episode or chapter) of each item played in
-    [lo, hi)."""
-    return _tracks(conn, "spoken_items", {"user": user, "lo": lo, "hi": hi})
-
-
-def spoken_plays(conn: psycopg.Connection, user: int, lo, hi, itersize: int = ITERSIZE):
-    """(epoch second, ts, -item id, ms_played, False) of episodes and chapters, in end-time
-    order: spotify_plays' shape, merged into it by spotify.merge_spoken."""
-    return stream(conn, "spoken_plays", {"user": user, "lo": lo, "hi": hi}, itersize,
-                  name="sync_export_spoken")  # fmt: skip
+def spoken(conn: psycopg.Connection, user: int, lo, hi) -> tuple[list[tuple], list[tuple]]:
+    """(the spoken plays in spotify_plays' shape, in end-time order; their items' rows)."""
+    params = {"user": user, "lo": lo, "hi": hi}
+    plays = [row for batch in stream(conn, "spoken_plays", params, name="sync_export_spoken")
+             for row in batch]  # fmt: skip
+    return plays, list(_tracks(conn, "spoken_items", params))
 
 
 def csv_tracks(conn: psycopg.Connection, user: int, lo, hi) -> dict[int, tuple]:

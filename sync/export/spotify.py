@@ -3,26 +3,25 @@ year (`Streaming_History_Audio_YYYY.json`; a year of over PART_ENTRIES plays in 
 `Streaming_History_Audio_YYYY_0.json`, `_1`, ...) in a zip laid out like Spotify's.
 
 Entries carry every field of Spotify's own, in its order (tests/support/export_fakes.py);
-what the history does not know is null. Podcast episodes and audiobook chapters (kept apart
-from music, in spoken_plays) are merged in by end time (merge_spoken) and written as Spotify
-writes them: episode or audiobook fields set, track fields null. Spotify's `ts` has whole
-seconds, and importers (this project's among them) take two plays of one song ending in the
-same second for one play repeated; such a play is written one second later (counted as `moved`).
+what the history does not know is null. Spotify's `ts` has whole seconds, and importers
+(this project's among them) take two plays of one song ending in the same second for one
+play repeated; such a play is written one second later (counted as `moved`).
 docs/export.md explains each rule.
 """
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import zipfile
-from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # C-accelerated
-from operator import itemgetter
 from time import gmtime, strftime
 from typing import IO, BinaryIO
 
+from sync.store.catalogue import PLACEHOLDER_EPISODE, PLACEHOLDER_TRACK
 from sync.store.sources import song_key
 
 FOLDER = "Spotify Extended Streaming History/"
@@ -32,13 +31,11 @@ CHUNK = 2_000  # entries joined per write into the zip member
 # entry while parsing), and Spotify's own files hold about 15,000; 50,000 keeps a year in
 # one file for all but the heaviest listeners (137 plays a day) and a file under ~30 MB.
 PART_ENTRIES = 50_000
-# Placeholders for what an import could not identify (sync/history_import/parse.py): the
+# Placeholders for what an import could not identify (sync/store/catalogue.py): the
 # export writes their names and no URI, as Spotify does for such plays.
-_NAMES_ONLY_TRACK = "spotify:export:"
+_NAMES_ONLY_TRACK = PLACEHOLDER_TRACK
 _EPISODE = "spotify:episode:"
-_NAMES_ONLY_EPISODE = "spotify:export-episode:"
-# What an entry is (bodies' fourth value): a track, a podcast episode, an audiobook chapter.
-TRACK, EPISODE, CHAPTER = 0, 1, 2  # EPISODE and CHAPTER are spoken_items.kind
+_NAMES_ONLY_EPISODE = PLACEHOLDER_EPISODE
 
 
 def member_name(year: str, part: int | None = None) -> str:
@@ -110,7 +107,6 @@ _NO_TRACK = (
 _EPISODE_FIELDS = (
     _NO_TRACK + '"episode_name": {}, "episode_show_name": {}, "spotify_episode_uri": {}, '
 ) + _NO_BOOK
-# The book's own URI is not kept (spoken_items holds the chapter's): null.
 _CHAPTER_FIELDS = _NO_TRACK + (
     '"episode_name": null, "episode_show_name": null, "spotify_episode_uri": null, '
     '"audiobook_title": {}, "audiobook_uri": null, "audiobook_chapter_uri": {}, '
@@ -121,6 +117,7 @@ _TAIL = (
     '"shuffle": null, "skipped": null, "offline": null, "offline_timestamp": null, '
     '"incognito_mode": false}'
 )
+MUSIC, EPISODE, CHAPTER = 0, 1, 2  # what an entry is (a body's last field)
 
 
 def _text(value: str | None) -> str:
@@ -128,8 +125,8 @@ def _text(value: str | None) -> str:
 
 
 def bodies(tracks: Iterable[tuple]) -> dict[int, tuple[str, str | None, str | None, int]]:
-    """Track id -> (the entry's track or episode fields as JSON, name, artist or show, TRACK
-    or EPISODE) from query.spotify_tracks' rows.
+    """Track id -> (the entry's track or episode fields as JSON, name, artist or show, episode)
+    from query.spotify_tracks' rows.
 
     Built once per track, so each play costs a lookup and a join of three strings.
     """
@@ -142,57 +139,33 @@ def bodies(tracks: Iterable[tuple]) -> dict[int, tuple[str, str | None, str | No
         else:
             link = "null" if uri.startswith(_NAMES_ONLY_TRACK) else _text(uri)
             body = _TRACK.format(_text(name), _text(artist), _text(album), link)
-            out[track_id] = (body, name, artist, TRACK)
+            out[track_id] = (body, name, artist, MUSIC)
     return out
 
 
 def spoken_bodies(items: Iterable[tuple]) -> dict[int, tuple[str, str | None, str | None, int]]:
-    """-(item id) -> (the entry's episode or audiobook fields as JSON, name, show or book,
-    EPISODE or CHAPTER) from query.spoken_items' rows; the same shape as bodies()."""
+    """-item id -> the entry's fields, as bodies() gives them, from query.spoken's items: an
+    episode's name, show and URI; a chapter's book, chapter URI and title."""
     out = {}
-    for key, kind, uri, show, name in items:
-        fields = _CHAPTER_FIELDS if kind == CHAPTER else _EPISODE_FIELDS
+    for item_id, kind, uri, show, name in items:
         if kind == CHAPTER:
-            body = fields.format(_text(show), _text(uri), _text(name))
+            body = _CHAPTER_FIELDS.format(_text(show), _text(uri), _text(name))
         else:
-            body = fields.format(_text(name), _text(show), _text(uri))
-        out[key] = (body, name, show, CHAPTER if kind == CHAPTER else EPISODE)
+            body = _EPISODE_FIELDS.format(_text(name), _text(show), _text(uri))
+        out[-item_id] = (body, name, show, kind)
     return out
 
 
-def merge_spoken(
-    music: Iterable[list[tuple]], spoken: Iterable[list[tuple]], size: int = CHUNK
-) -> Iterator[list[tuple]]:
-    """The batches of music plays with the spoken plays merged in by end second (music
-    first within a second); both come in end-time order.
-
-    Spoken plays are few next to music, so a batch with none in its span passes unchanged
-    (one comparison) and the hot loop of _entries stays as it is.
-    """
-    rows = (row for batch in spoken for row in batch)
-    nxt = next(rows, None)
-    sec = itemgetter(0)
-    for batch in music:
-        if nxt is None or nxt[0] > batch[-1][0]:
-            yield batch
-            continue
-        out: list[tuple] = []
-        start = 0
-        while nxt is not None and nxt[0] <= batch[-1][0]:
-            end = bisect_right(batch, nxt[0], lo=start, key=sec)
-            out.extend(batch[start:end])
-            out.append(nxt)
-            start = end
-            nxt = next(rows, None)
-        out.extend(batch[start:])
-        yield out
-    rest: list[tuple] = []
-    while nxt is not None:
-        rest.append(nxt)
-        if len(rest) >= size:
-            yield rest
-            rest = []
-        nxt = next(rows, None)
+def interleave(batches: Iterable[list[tuple]], spoken: list[tuple]) -> Iterator[list[tuple]]:
+    """The music batches with the spoken plays (few, in end-time order) merged in by end
+    time; a batch no spoken play falls into passes through untouched."""
+    rest = spoken
+    for batch in batches:
+        upto = bisect.bisect_right(rest, batch[-1][1], key=lambda row: row[1]) if rest else 0
+        if upto:
+            batch = list(heapq.merge(batch, rest[:upto], key=lambda row: row[1]))
+            rest = rest[upto:]
+        yield batch
     if rest:
         yield rest
 

@@ -23,7 +23,6 @@ import pytest
 
 from sync.export import export_history
 from sync.export.history import NoPlays
-from sync.export.spotify import merge_spoken
 from sync.history_import.files import find_sources
 from sync.history_import.importer import import_export
 from sync.history_import.parse import ParseOptions
@@ -266,24 +265,6 @@ def test_account_data_episodes_and_chapters_go_out_without_uri_and_come_back_by_
         (2, "The Lighthouse Keeper", "Chapter 3"),
         (2, "The Lighthouse Keeper", "Chapter 4"),
     ]
-
-
-def test_spoken_plays_merge_into_the_music_batches_by_end_second():
-    def rows(*secs, key=1):
-        return [(s, f"ts{s}", key, 60_000, False) for s in secs]
-
-    music = [rows(10, 20, 20, 30), rows(40, 50)]
-    spoken = [rows(5, 20, key=-1), rows(45, 60, 70, 80, key=-2)]
-    merged = list(merge_spoken(iter(music), iter(spoken), size=2))
-    assert [[(s, k) for s, _, k, _, _ in b] for b in merged] == [
-        [(5, -1), (10, 1), (20, 1), (20, 1), (20, -1), (30, 1)],  # music first in a second
-        [(40, 1), (45, -2), (50, 1)],
-        [(60, -2), (70, -2)],  # after the last music play, in batches of `size`
-        [(80, -2)],
-    ]
-    untouched = rows(1, 2)
-    assert next(merge_spoken(iter([untouched]), iter([rows(3, key=-1)]))) is untouched
-    assert list(merge_spoken(iter([]), iter([rows(3, key=-1)]))) == [rows(3, key=-1)]
 
 
 def test_a_history_of_episodes_only_exports_in_spotify_s_format_but_not_as_csv(
