@@ -81,7 +81,8 @@ def _export(
 ) -> ExportResult:
     """Count, then write; the plays come from the same snapshot as the counts."""
     with conn.transaction():
-        years = query.year_counts(conn, user_key, lo, hi)
+        # the CSV is music only: a period of episodes alone has nothing for it
+        years = query.year_counts(conn, user_key, lo, hi, spoken=fmt != "csv")
         if not years:
             raise NoPlays("no plays in that period")
         with atomic_file(out) as fh:

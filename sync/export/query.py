@@ -104,14 +104,20 @@ select i.id, i.kind, i.uri, i.show, i.name
 
 
 def year_counts(
-    conn: psycopg.Connection, user: int, lo: datetime | str, hi: datetime | str
+    conn: psycopg.Connection,
+    user: int,
+    lo: datetime | str,
+    hi: datetime | str,
+    *,
+    spoken: bool = True,
 ) -> dict[str, int]:
-    """Plays of the user in [lo, hi) by UTC year ('2024': n): counted first, so an empty
-    period writes no file and a year too large for one file is known before it is written."""
+    """Plays of the user in [lo, hi) by UTC year ('2024': n), episodes and chapters among
+    them unless `spoken` is false (the CSV: music only): counted first, so an empty period
+    writes no file and a year too large for one file is known before it is written."""
+    also = f" union all select played_at from spoken_plays where {_PERIOD}" if spoken else ""
     rows = conn.execute(
         "select to_char(played_at at time zone 'UTC', 'YYYY'), count(*)"
-        f" from (select played_at from listening_history where {_PERIOD}"
-        f"       union all select played_at from spoken_plays where {_PERIOD}) p group by 1",
+        f" from (select played_at from listening_history where {_PERIOD}{also}) p group by 1",
         {"user": user, "lo": lo, "hi": hi},
     ).fetchall()
     return {year: int(n) for year, n in rows}
