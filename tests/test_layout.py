@@ -248,6 +248,28 @@ def f(conn, text):
     assert [c.line for c in calls(added, writers=writers) if c.problem] == [added.count("\n")]
 
 
+def test_no_module_over_500_lines_and_no_repeatable_sql_file_over_400():
+    modules = {
+        p.relative_to(SYNC).as_posix(): p.read_text().count("\n") for p in SYNC.rglob("*.py")
+    }
+    sql = {p.name: p.read_text().count("\n") for p in (SYNC.parent / "sql").rglob("*.sql")
+           if p.parent.name != "sql"}  # fmt: skip
+    assert len(modules) > 50 and len(sql) >= 7  # found them
+    assert {m: n for m, n in modules.items() if n > 500} == {}
+    assert {f: n for f, n in sql.items() if n > 400} == {}
+
+
+def test_placeholder_prefixes_in_sql_are_the_ones_of_store_catalogue():
+    import re
+
+    from sync.store import catalogue
+
+    homes = {v for k, v in vars(catalogue).items() if k.startswith("PLACEHOLDER_")}
+    sql = "\n".join(p.read_text() for p in (SYNC.parent / "sql" / "repeatable").glob("*.sql"))
+    spelled = set(re.findall(r"'(spotify:export[a-z-]*:)", sql))
+    assert spelled and spelled <= homes, spelled - homes
+
+
 def test_no_function_over_60_lines():
     long = {
         f"{path.relative_to(SYNC)}:{node.name}"

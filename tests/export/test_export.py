@@ -24,13 +24,21 @@ from sync.history_import.importer import import_export
 from sync.history_import.parse import ParseOptions
 from sync.job.transform import parse_items
 from tests.conftest import add_user
-from tests.support.export_fakes import account, episode, extended, write, write_zip
+from tests.support.export_fakes import (
+    account,
+    audiobook,
+    episode,
+    extended,
+    podcast,
+    write,
+    write_zip,
+)
 from tests.support.spotify_fakes import item
 from tests.support.store import store_plays
 
 T0 = datetime(2024, 5, 6, 18, 0, 0, tzinfo=UTC)
 EXT = "Spotify Extended Streaming History/Streaming_History_Audio_2024_0.json"
-EVERYTHING = {"min_ms": 0, "include_podcasts": True}
+EVERYTHING = {"min_ms": 0}
 
 
 def minutes(n: float) -> timedelta:
@@ -76,6 +84,18 @@ def plays_of(url: str, key: int) -> list[tuple]:
         ).fetchall()
 
 
+def spoken_of(url: str, key: int) -> list[tuple]:
+    """(end second, kind, uri, show, name, ms_played) of the podcast and audiobook plays."""
+    with psycopg.connect(url) as c:
+        return c.execute(
+            """select date_trunc('second', p.played_at), i.kind, i.uri, i.show, i.name,
+                      p.ms_played
+                 from spoken_plays p join spoken_items i on i.id = p.item_id
+                where p.user_id = %s order by p.played_at""",
+            (key,),
+        ).fetchall()
+
+
 def entries(archive: Path) -> dict[str, list[dict]]:
     with zipfile.ZipFile(archive) as z:
         return {name: json.loads(z.read(name)) for name in z.namelist()}
@@ -110,18 +130,20 @@ def real_shaped_history(conn, db_url, tmp_path, key) -> None:
 def test_round_trip_into_an_empty_database_keeps_every_play(db_url, other_db_url, conn, tmp_path):
     key = add_user(conn)
     real_shaped_history(conn, db_url, tmp_path, key)
-    before = plays_of(db_url, key)
+    before, spoken = plays_of(db_url, key), spoken_of(db_url, key)
     result = do_export(db_url, key, tmp_path / "out.zip")
-    assert result.plays == len(before) == 18 and result.moved == 0
+    assert (len(before), len(spoken)) == (17, 1)  # music, and the podcast episode apart
+    assert result.plays == 18 and result.episodes == 1 and result.moved == 0
 
     with psycopg.connect(other_db_url, autocommit=True) as other:
         other_key = add_user(other)
     report = do_import(other_db_url, other_key, tmp_path / "out.zip", **EVERYTHING)
-    assert report.total("new") == len(before)
+    assert (report.total("new"), report.total("episodes")) == (len(before), 1)
     after = plays_of(other_db_url, other_key)
     assert [identity(r) for r in after] == [identity(r) for r in before]
+    assert spoken_of(other_db_url, other_key) == spoken  # end second, item, ms_played
     imported = [(identity(b), b[4], a[4]) for b, a in zip(before, after, strict=True) if b[5] != 0]
-    assert all(b == a for _, b, a in imported) and len(imported) == 15  # exact ms_played
+    assert all(b == a for _, b, a in imported) and len(imported) == 14  # exact ms_played
     # Web API plays: the analytics' estimate, the length capped by the gap to the play before
     api = [(b, a) for b, a in zip(before, after, strict=True) if b[5] == 0]
     previous = {r[0]: p[0] for p, r in zip(before, before[1:], strict=False)}
@@ -202,13 +224,42 @@ def test_every_field_of_spotify_s_format_in_its_order_one_file_a_year(db_url, co
     assert [e["ts"] for e in rows] == sorted(e["ts"] for e in rows)
 
 
+def test_podcasts_and_audiobooks_come_back_in_end_time_order_among_the_songs(
+    db_url, other_db_url, conn, tmp_path
+):
+    key = add_user(conn)
+    ext = [extended(T0 + minutes(10 * i), i) for i in range(4)]
+    ext += [audiobook(T0 + minutes(15)), episode(T0 + minutes(45), 2)]
+    (tmp_path / "in").mkdir()
+    write_zip(tmp_path / "in" / "my_spotify_data.zip", {EXT: ext})
+    write(tmp_path / "in" / "StreamingHistory_podcast_0.json", [podcast(T0 + minutes(25))])
+    do_import(db_url, key, tmp_path / "in", **EVERYTHING)
+    spoken = spoken_of(db_url, key)
+    assert [row[1] for row in spoken] == [2, 1, 1]  # the chapter, then two episodes
+
+    result = do_export(db_url, key, tmp_path / "out.zip")
+    assert (result.plays, result.episodes, result.chapters) == (7, 2, 1)
+    (written,) = entries(tmp_path / "out.zip").values()
+    assert [e["ts"] for e in written] == sorted(e["ts"] for e in written)
+    chapter = next(e for e in written if e["audiobook_title"])
+    fields = ("audiobook_chapter_uri", "spotify_track_uri", "episode_name")
+    assert [chapter[f] for f in fields] == ["spotify:chapter:chap000000000000000001", None, None]
+    with psycopg.connect(other_db_url, autocommit=True) as other:
+        other_key = add_user(other)
+    do_import(other_db_url, other_key, tmp_path / "out.zip", **EVERYTHING)
+    assert spoken_of(other_db_url, other_key) == spoken
+    assert [identity(r) for r in plays_of(other_db_url, other_key)] == [
+        identity(r) for r in plays_of(db_url, key)
+    ]
+
+
 def test_a_year_too_large_for_one_file_comes_in_parts(
     db_url, other_db_url, conn, tmp_path, monkeypatch
 ):
     from sync.export import spotify
 
     key = add_user(conn)
-    real_shaped_history(conn, db_url, tmp_path, key)  # 2023: 1 play, 2024: 17
+    real_shaped_history(conn, db_url, tmp_path, key)  # 2023: 1 play, 2024: 17 (1 episode)
     monkeypatch.setattr(spotify, "PART_ENTRIES", 5)
     result = do_export(db_url, key, tmp_path / "out.zip")
     folder = "Spotify Extended Streaming History/Streaming_History_Audio_"
@@ -218,7 +269,8 @@ def test_a_year_too_large_for_one_file_comes_in_parts(
     assert list(entries(tmp_path / "out.zip")) == list(result.files)
     with psycopg.connect(other_db_url, autocommit=True) as other:
         other_key = add_user(other)
-    assert do_import(other_db_url, other_key, tmp_path / "out.zip", **EVERYTHING).total("new") == 18
+    report = do_import(other_db_url, other_key, tmp_path / "out.zip", **EVERYTHING)
+    assert (report.total("new"), report.total("episodes")) == (17, 1)
 
 
 def test_the_period_is_local_days_and_the_first_play_s_estimate_looks_before_it(
@@ -253,7 +305,7 @@ def test_csv_has_the_plays_view_s_columns_and_rfc_4180_quoting(db_url, conn, tmp
     ).fetchall()
     header = [c.name for c in conn.execute("select * from plays limit 0").description]
     assert rows[0] == header
-    assert len(rows) - 1 == len(view) == result.plays == 18
+    assert len(rows) - 1 == len(view) == result.plays == 17  # music: the episode is apart
     for got, want in zip(rows[1:], view, strict=True):
         expect = ["" if v is None else str(v) for v in want]
         expect[1] = want[1].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
