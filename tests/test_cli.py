@@ -376,6 +376,29 @@ def test_verbose_after_a_nested_command():
     assert args.verbose is True and args.user == "user-1"
 
 
+def test_a_command_imports_only_its_own_module_and_help_lists_every_one():
+    """Each command adds its own flags, so parsing `migrate` need not import `report`'s
+    packages: every command stays quick to start."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from sync.commands import COMMANDS
+
+    code = ("import sys; from sync.cli import build_parser; build_parser({argv}); "
+            "print(sorted(m for m in sys.modules if m.startswith('sync.commands.')))")  # fmt: skip
+    root = Path(__file__).resolve().parent.parent
+
+    def imported(argv: list[str] | None) -> str:
+        done = subprocess.run([sys.executable, "-c", code.format(argv=argv)], cwd=root,
+                              capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        return done.stdout.strip()
+
+    assert imported(["-v", "migrate", "--help"]) == "['sync.commands.migrate']"
+    everything = sorted(f"sync.commands.{m}" for m in COMMANDS.values())
+    assert imported(None) == imported(["--help"]) == str(everything)
+
+
 def test_users_help_shows_the_action_as_optional(run, capsys):
     """`python -m sync users` alone lists the users: its help must not make ACTION look required."""
     with pytest.raises(SystemExit) as done:

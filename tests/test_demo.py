@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -138,8 +137,7 @@ def test_the_export_ends_before_the_sync_part_begins_and_they_overlap(history):
 # -- the command -------------------------------------------------------------------------------
 def _demo(db_url: str, tmp_path: Path, capsys, *, yes: bool = True) -> tuple[int, str]:
     out = tmp_path / "report.html"
-    args = argparse.Namespace(yes=yes, out=str(out))
-    code = cmd_demo(args, load_settings({"DATABASE_URL": db_url}), now=NOW)
+    code = cmd_demo(load_settings({"DATABASE_URL": db_url}), yes=yes, out=str(out), now=NOW)
     return code, capsys.readouterr().out
 
 

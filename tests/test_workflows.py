@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
 SYNC = WORKFLOWS / "sync.yml"
 TESTS = WORKFLOWS / "tests.yml"
+BACKUP = WORKFLOWS / "backup.yml"
 SECRETS = {"DATABASE_URL", "SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET"}
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 
@@ -100,7 +101,7 @@ JOB_PERMISSIONS = {
 }
 
 
-@pytest.mark.parametrize("path", [SYNC, TESTS], ids=["sync", "tests"])
+@pytest.mark.parametrize("path", [SYNC, TESTS, BACKUP], ids=["sync", "tests", "backup"])
 def test_workflow_is_least_privilege_and_bounded(path: Path):
     workflow = _load(path)
     assert workflow["permissions"] == {"contents": "read"}
@@ -116,7 +117,7 @@ NODE24_MAJOR = {"actions/checkout": 5, "actions/setup-python": 6, "actions/uploa
 VERSION_COMMENT = re.compile(r"@([0-9a-f]{40}) # v(\d+)\.\d+\.\d+$")
 
 
-@pytest.mark.parametrize("path", [SYNC, TESTS], ids=["sync", "tests"])
+@pytest.mark.parametrize("path", [SYNC, TESTS, BACKUP], ids=["sync", "tests", "backup"])
 def test_actions_pinned_by_sha_and_checkout_drops_credentials(path: Path):
     steps = [s for s in _steps(_load(path)) if "uses" in s]
     assert steps
@@ -126,7 +127,7 @@ def test_actions_pinned_by_sha_and_checkout_drops_credentials(path: Path):
     assert checkouts and all(s["with"]["persist-credentials"] is False for s in checkouts)
 
 
-@pytest.mark.parametrize("path", [SYNC, TESTS], ids=["sync", "tests"])
+@pytest.mark.parametrize("path", [SYNC, TESTS, BACKUP], ids=["sync", "tests", "backup"])
 def test_actions_are_on_a_node24_major_named_beside_the_sha(path: Path):
     lines = [line.strip() for line in path.read_text().splitlines() if "uses:" in line]
     assert lines
@@ -310,3 +311,88 @@ def test_tests_run_on_push_only_in_the_template_or_when_asked(event, is_template
     assert _github_if(job["if"], context) is runs
     doc = (ROOT / "docs" / "operations.md").read_text()
     assert "RUN_TESTS_ON_PUSH" in doc
+
+
+# -- the weekly backup (backup.yml) --------------------------------------------------------------
+def test_every_workflow_gets_the_hardening_checks_above():
+    assert set(WORKFLOWS.glob("*.yml")) == {SYNC, TESTS, BACKUP}
+
+
+@pytest.mark.parametrize(
+    ("opt_in", "private", "is_template", "runs"),
+    [
+        ("weekly", True, False, True),  # opted in, in a private copy
+        ("", True, False, False),  # off by default
+        ("true", True, False, False),  # only the one value turns it on
+        ("weekly", False, False, False),  # public: anyone signed in could download the artifact
+        ("weekly", True, True, False),  # never in the template repository
+    ],
+)
+def test_backup_runs_only_when_opted_in_in_a_private_repository(opt_in, private, is_template, runs):
+    job = _load(BACKUP)["jobs"]["backup"]
+    context = {
+        "vars.SYNC_BACKUP": opt_in,
+        "github.event.repository.private": private,
+        "github.event.repository.is_template": is_template,
+    }
+    assert _github_if(job["if"], context) is runs
+
+
+def test_backup_runs_weekly_at_an_odd_minute_in_its_own_group_and_by_hand():
+    workflow = _load(BACKUP)
+    (entry,) = workflow["on"]["schedule"]
+    minute, hour, day, month, weekday = entry["cron"].split()
+    assert minute.isdigit() and int(minute) % 2 == 1 and minute != "17"  # not the sync's minute
+    assert hour.isdigit() and (day, month) == ("*", "*") and weekday.isdigit()  # once a week
+    assert "workflow_dispatch" in workflow["on"]
+    concurrency = workflow["concurrency"]
+    assert concurrency == {"group": "${{ github.workflow }}", "cancel-in-progress": False}
+    assert workflow["name"] != _load(SYNC)["name"]  # so not the sync's group
+
+
+def test_backup_artifact_is_kept_90_days_and_the_summary_says_where():
+    workflow = _load(BACKUP)
+    export, upload, link = (step(workflow, n) for n in
+                            ("Export every user", "Upload backup", "Link the backup"))  # fmt: skip
+    assert upload["uses"].startswith("actions/upload-artifact@")
+    assert upload["with"]["retention-days"] == 90  # the most GitHub allows by default
+    assert upload["with"]["path"] == "backup/" and upload["with"]["if-no-files-found"] == "error"
+    name = upload["with"]["name"]
+    assert f"artifact **{name}** of this run, under *Artifacts* below" in export["run"]
+    assert "kept 90 days" in export["run"]
+    assert "python -m sync export --all --format spotify --out-dir backup" in export["run"]
+    # nothing to upload (no user has plays yet): no upload, no link, a green run
+    for each in (upload, link):
+        assert _github_if(each["if"], {"steps.export.outputs.files": "0"}) is False
+        assert _github_if(each["if"], {"steps.export.outputs.files": "2"}) is True
+    assert link["env"] == {"ARTIFACT_URL": "${{ steps.upload.outputs.artifact-url }}"}
+    assert "$ARTIFACT_URL" in link["run"] and "GITHUB_STEP_SUMMARY" in link["run"]
+
+
+def test_a_failed_backup_fails_the_job_so_the_owner_gets_github_s_e_mail():
+    export = step(_load(BACKUP), "Export every user")
+    assert not export.get("continue-on-error", False)
+    assert "exit 1" in export["run"] and "::error" in export["run"]
+    assert 0 < int(export["timeout-minutes"]) <= 15
+
+
+def test_backup_passes_only_the_database_url_and_variables_through_env():
+    workflow = _load(BACKUP)
+    for each in _steps(workflow):
+        assert "${{" not in each.get("run", ""), each.get("name")
+    assert step(workflow, "Export every user")["env"] == {
+        "DATABASE_URL": "${{ secrets.DATABASE_URL }}",
+        "SYNC_SHOW_USER_IDS": "${{ vars.SYNC_SHOW_USER_IDS }}",
+    }
+    assert BACKUP.read_text().count("secrets.") == 1  # no Spotify secret: it only reads
+
+
+def test_backup_header_and_docs_name_what_exists():
+    header = " ".join(line for line in BACKUP.read_text().splitlines() if line.startswith("#"))
+    readme = (ROOT / "README.md").read_text()
+    headings = {line.lstrip("#").strip() for line in readme.splitlines() if line.startswith("#")}
+    (section,) = re.findall(r'README "([^"]+)"', header)
+    assert section == "Backups" and section in headings
+    assert (
+        "SYNC_BACKUP" in readme and "SYNC_BACKUP" in (ROOT / "docs" / "operations.md").read_text()
+    )

@@ -14,6 +14,9 @@
 -- name (account data has no track URI; Spotify relinks track ids between markets).
 -- "Close" = the gap between the two end times is at most p_tolerance_ms, where an
 -- export end time covers its whole second (extended history) or minute (account data).
+-- Source codes (listening_history.source) are those of sync/store/sources.py's Source:
+-- 0 Web API, 1 extended history, 2 account data; its PRECISION_MS gives the 1000 and
+-- 60000 below. tests/store/test_codes.py checks this function against both.
 
 -- The same-song rule, the one place it is written in SQL (Python: sync/store/sources.py
 -- song_key, which must agree; tests/test_catalogue.py checks both on tricky names):

@@ -26,16 +26,13 @@ drop function if exists adopt_export_placeholders(jsonb);
 -- The placeholder URIs (sql/003, docs/import.md) an export import gives these names:
 -- the one place they are written in SQL (Python: sync/store/catalogue.py placeholder,
 -- which the parser uses; tests/history_import/test_same_song.py holds both to one table of
--- cases). p_artist is the show of an episode; names are cut to 300 characters.
+-- cases). Names are cut to 300 characters.
 create or replace function catalogue_placeholder(p_kind text, p_artist text, p_name text)
 returns text language sql immutable parallel safe as $$
     select case p_kind
            when 'artist' then 'spotify:export-artist:' || left(p_name, 300)
            when 'album' then 'spotify:export-album:' || left(coalesce(p_artist, ''), 300)
                              || ':' || left(p_name, 300)
-           when 'show' then 'spotify:export-show:' || left(p_name, 300)
-           when 'episode' then 'spotify:export-episode:' || left(coalesce(p_artist, ''), 300)
-                               || ':' || left(p_name, 300)
            else 'spotify:export:' || left(coalesce(p_artist, ''), 300) || ':' || left(p_name, 300)
            end
 $$;

@@ -10,9 +10,10 @@
 
 -- The staging tables of one import (temporary, gone at commit): the importer COPYs a
 -- file's refs it does not know yet into import_refs, (ref, kind, track, artist, album)
--- with ref a track or episode URI or a placeholder URI built from the names (kinds:
--- 0 URI, 1 names only, 2 episode URI, 3 episode names only); the others are work tables
--- of catalogue_import_tracks.
+-- with ref a track URI or a placeholder URI built from the names (kinds: 0 URI, 1 names
+-- only; sync/history_import/staged.py); the others are work tables of
+-- catalogue_import_tracks. (Podcast episodes and audiobook chapters are not tracks:
+-- sync/store/spoken.py stores them apart.)
 create or replace function catalogue_import_stage() returns void
 language plpgsql as $$
 begin
@@ -26,13 +27,9 @@ begin
     create temp table if not exists import_artists (name text, artist_id integer) on commit drop;
 end $$;
 
--- The album (placeholder) URI of a staged ref: an episode's show, or a track's album
--- named after its artist.
-create or replace function catalogue_import_album(p_kind smallint, p_artist text, p_album text)
-returns text language sql immutable parallel safe as $$
-    select case when p_kind in (2, 3) then catalogue_placeholder('show', null, p_album)
-                else catalogue_placeholder('album', p_artist, p_album) end
-$$;
+-- Obsolete: the album of a staged episode (its show) or track, when imports still
+-- stored episodes as tracks; a track's album is catalogue_placeholder('album', ...).
+drop function if exists catalogue_import_album(smallint, text, text);
 
 -- From the staged refs to track ids, set-based, one statement a step; returns (ref,
 -- track_id) for every staged ref and empties the staging tables. Existing tracks by
@@ -62,10 +59,10 @@ begin
                       left join track_artists ta on ta.track_id = t.id and ta.position = 0
                       left join artists a on a.id = ta.artist_id) x
              where k in (select song_key(i.track, i.artist) from import_refs i
-                          where i.kind in (1, 3))
+                          where i.kind = 1)
              order by k, (uri like 'spotify:track:%') desc, id) m
         on m.k = song_key(r.track, r.artist)
-     where r.kind in (1, 3)
+     where r.kind = 1
        and not exists (select 1 from import_found f where f.ref = r.ref);
 
     insert into import_new (ref, kind, track, artist, album)
@@ -75,17 +72,17 @@ begin
     insert into artists (uri, name)
     select distinct catalogue_placeholder('artist', null, n.artist), n.artist
       from import_new n
-     where n.kind in (0, 1) and n.artist is not null
+     where n.artist is not null
        and not exists (select 1 from artists a where a.name = n.artist)
      order by 1
         on conflict (uri) do nothing;
     insert into import_artists (name, artist_id)
     select distinct on (a.name) a.name, a.id from artists a
-     where a.name in (select n.artist from import_new n where n.kind in (0, 1))
+     where a.name in (select n.artist from import_new n)
      order by a.name, (a.uri like 'spotify:artist:%') desc, a.id;
 
     insert into albums (uri, name)
-    select distinct catalogue_import_album(n.kind, n.artist, n.album), n.album
+    select distinct catalogue_placeholder('album', n.artist, n.album), n.album
       from import_new n
      where n.album is not null order by 1
         on conflict (uri) do nothing;
@@ -95,12 +92,12 @@ begin
         with created as (
             insert into tracks (uri, spotify_id, name, album_id, is_local)
             select n.ref,
-                   case when n.ref ~ '^spotify:(track|episode):[^:]+$'
+                   case when n.ref ~ '^spotify:track:[^:]+$'
                         then split_part(n.ref, ':', 3) end,
                    coalesce(n.track, n.ref), al.id, n.ref like 'spotify:local:%%'
               from import_new n
               left join lateral (select id from albums
-                                  where uri = catalogue_import_album(n.kind, n.artist, n.album)) al
+                                  where uri = catalogue_placeholder('album', n.artist, n.album)) al
                 on n.album is not null
              order by n.ref
             %1$s
@@ -109,7 +106,7 @@ begin
             insert into track_artists (track_id, position, artist_id)
             select c.id, 0, a.artist_id
               from created c
-              join import_new n on n.ref = c.uri and n.kind in (0, 1)
+              join import_new n on n.ref = c.uri
               join import_artists a on a.name = n.artist
              order by 1
             %1$s)

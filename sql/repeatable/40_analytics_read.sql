@@ -118,7 +118,8 @@ language sql stable rows 15 as $$
       from s, generate_series(extract(year from s.lo)::integer, extract(year from s.hi)::integer) y
 $$;
 
--- Totals for one user between two local days.
+-- Totals for one user between two local days. Kinds: 1 track, 2 artist, 3 album, as
+-- sync/analytics/listening.py's Kind (tests/analytics/test_kinds.py compares).
 create or replace function listening_summary(p_user integer, p_from date, p_to date)
 returns table (plays bigint, listening_ms bigint, estimated_ms bigint, days_listened integer,
                distinct_tracks integer, distinct_artists integer, distinct_albums integer,

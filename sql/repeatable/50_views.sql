@@ -30,11 +30,29 @@ select u.user_id                   as spotify_user_id,
   join tracks t on t.id = h.track_id
   left join albums al on al.id = t.album_id;
 
+-- Podcast episodes and audiobook chapters (sql/009_spoken_plays.sql), apart from music
+-- as their tables are: the counterpart of `plays` (the table has the name spoken_plays).
+-- played_at is the end of the play, as in `plays`; kind 'episode' or 'chapter'.
+create or replace view spoken_plays_view with (security_invoker = true) as
+select u.user_id                   as spotify_user_id,
+       p.played_at,
+       case i.kind when 1 then 'episode' else 'chapter' end as kind,
+       i.show,
+       i.name,
+       i.uri,
+       p.ms_played,
+       p.source
+  from spoken_plays p
+  join user_tokens u on u.id = p.user_id
+  join spoken_items i on i.id = p.item_id;
+
 -- ---------------------------------------------------------------------------
 -- Ready-made views, by Spotify user id. security_invoker keeps row level
 -- security in force for whoever queries them. Filter on spotify_user_id and
 -- period: e.g. select * from top_artists where spotify_user_id = 'me' and period = '4w';
 -- (top 50 per period; listening_top() gives any number, any days).
+-- Kinds: 1 track, 2 artist, 3 album, as sync/analytics/listening.py's Kind
+-- (tests/analytics/test_kinds.py compares).
 
 create or replace view listening_period_totals with (security_invoker = true) as
 select u.user_id as spotify_user_id, p.period, p.first_day, p.last_day, s.*

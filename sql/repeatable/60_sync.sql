@@ -47,7 +47,7 @@ begin
           join catalogue_upsert(p_tracks) c on c.uri = x.uri;
         with ins as (
             insert into listening_history (user_id, played_at, track_id, source)
-            select p_user, u.t, u.k, 0
+            select p_user, u.t, u.k, 0  -- Source.API (sync/store/sources.py)
               from history_api_plays_to_insert(p_user, v_times, v_ids, p_tolerance_ms) as u(t, k)
             on conflict (user_id, played_at) do nothing
             returning listening_history.played_at)

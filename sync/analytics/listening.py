@@ -10,6 +10,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from enum import IntEnum
 
 import psycopg
 
@@ -18,6 +19,20 @@ from sync.store import users as user_store
 from sync.store.users import UserRef
 
 log = logging.getLogger(__name__)
+
+
+class Kind(IntEnum):
+    """The analytics tables' entity kinds (column kind, sql/002_analytics.sql).
+
+    The one home of the codes: Python passes them to SQL as parameters; the SQL functions
+    that write or read one kind themselves (sql/repeatable/30, 40, 50) write the numbers,
+    and tests/analytics/test_kinds.py checks what they store and return against this enum.
+    """
+
+    TRACK = 1
+    ARTIST = 2  # every credited artist of the track gets the whole play
+    ALBUM = 3
+
 
 PERIOD_HELP = "use 7d, 4w, 6m, 1y (or 12m), all, or a year like 2025"
 NAMED = {"7d": "last 7 days", "4w": "last 4 weeks", "6m": "last 6 months", "12m": "last 12 months"}

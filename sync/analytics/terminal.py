@@ -12,7 +12,15 @@ from datetime import date, datetime, timedelta
 
 import psycopg
 
-from sync.analytics.listening import TRACK_ARTISTS, Heading, Period, hour_weekday, load_heading
+from sync.analytics.listening import (
+    TRACK_ARTISTS,
+    Heading,
+    Kind,
+    Period,
+    hour_weekday,
+    load_heading,
+)
+from sync.analytics.spoken import Spoken, hours, load_spoken
 from sync.store.users import UserRef
 from sync.text import plural
 
@@ -32,6 +40,7 @@ class Stats(Heading):
     days: list[tuple[date, int, int]] = field(default_factory=list)  # day, plays, ms
     heatmap: dict[tuple[int, int], int] = field(default_factory=dict)  # (weekday, hour) -> plays
     newest_day: date | None = None  # the local day of the newest play (read for empty periods)
+    spoken: Spoken = field(default_factory=Spoken)  # podcasts and audiobooks, apart from music
 
 
 def newest_day(conn: psycopg.Connection, user_key: int) -> date | None:
@@ -51,20 +60,21 @@ def load_stats(
     """Everything `stats` prints, read from the analytics tables (a handful of small queries)."""
     s = Stats(**vars(load_heading(conn, user, period_key, label, now)))
     k, period, today = user.key, s.period, s.today
+    s.spoken = load_spoken(conn, k, period, user.time_zone)
     if not s.plays:  # one line says so; nothing else to read
         s.newest_day = newest_day(conn, k)
         return s
     s.top_artists = conn.execute(
         """select a.name, t.plays, t.listening_ms
-             from listening_top(%s, 2::smallint, %s, %s, %s) t
+             from listening_top(%s, %s::smallint, %s, %s, %s) t
              join artists a on a.id = t.entity_id order by t.rank""",
-        (k, period.first_day, period.last_day, TOP_N),
+        (k, Kind.ARTIST, period.first_day, period.last_day, TOP_N),
     ).fetchall()
     s.top_tracks = conn.execute(
         f"""select tr.name, {TRACK_ARTISTS}, t.plays, t.listening_ms
-             from listening_top(%s, 1::smallint, %s, %s, %s) t
+             from listening_top(%s, %s::smallint, %s, %s, %s) t
              join tracks tr on tr.id = t.entity_id order by t.rank""",
-        (k, period.first_day, period.last_day, TOP_N),
+        (k, Kind.TRACK, period.first_day, period.last_day, TOP_N),
     ).fetchall()
     first_chart_day = today - timedelta(days=CHART_DAYS - 1)
     stored = {
@@ -166,7 +176,8 @@ def render_stats(s: Stats) -> str:
     head = p.label if p.key.isdigit() else f"{p.label}, {span}"
     out = [f"Listening of {s.user_label} · {head} ({s.time_zone})", ""]
     if s.plays == 0:
-        return "\n".join([*out, "  " + no_plays_text(p, s.user_label, s.newest_day)]) + "\n"
+        out.append("  " + no_plays_text(p, s.user_label, s.newest_day))
+        return "\n".join(out + _spoken_lines(s.spoken)) + "\n"
     total_days = (p.last_day - p.first_day).days + 1
     estimated = ""
     if s.estimated_ms:
@@ -211,4 +222,21 @@ def render_stats(s: Stats) -> str:
         total = sum(s.heatmap.get((w, h), 0) for h in range(24))
         out.append(f"  {WEEKDAYS[w - 1]}  {cells}  {total:>7,}")
     out.append(f"  scale: ░ fewest … █ most plays per hour (most: {top_cell:,})")
-    return "\n".join(out) + "\n"
+    return "\n".join(out + _spoken_lines(s.spoken)) + "\n"
+
+
+def _spoken_lines(sp: Spoken) -> list[str]:
+    """Podcasts and audiobooks, apart from music; nothing when the period has none."""
+    if not sp.plays:
+        return []
+    out = [
+        "",
+        "Podcasts and audiobooks (not in the music figures above)",
+        f"  {plural(sp.plays, 'play')} · {hours(sp.listening_ms)} · "
+        f"{plural(sp.shows, 'show or book', 'shows and books')}",
+        f"Top shows and books{'':{NAME_WIDTH - 14}}plays        time",
+    ]
+    for i, (kind, show, plays, ms) in enumerate(sp.top, 1):
+        title = f"{show or '(no name)'} ({kind})"
+        out.append(f"  {i:>2}  {fit(title, NAME_WIDTH):<{NAME_WIDTH}}{plays:>6,}  {hours(ms):>14}")
+    return out

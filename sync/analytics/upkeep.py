@@ -1,10 +1,8 @@
 """Listening analytics kept current incrementally, in each user's own time zone.
 
-The work happens in SQL (sql/) so that anything writing plays, not
-only this job, can keep the aggregates current with the same two calls:
-`analytics_refresh_plays(user, played_at[])` after a change, `analytics_rebuild(user)`
-for everything. This module wires them to the job and the commands, and renders the
-opt-in run-summary section.
+The writes are sync.store.aggregates' (`refresh_days`, `rebuild`: two SQL calls, in
+sql/). This module holds what reads the aggregates for the job and the commands (is a
+user stale, is a zone known to the server) and renders the opt-in run-summary section.
 """
 
 from __future__ import annotations
@@ -12,34 +10,22 @@ from __future__ import annotations
 import logging
 import re
 import zoneinfo
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from sync.analytics.listening import Kind
 from sync.errors import UserError
+from sync.store.aggregates import rebuild, refresh_days  # noqa: F401  (see below)
 from sync.text import plural
 
 log = logging.getLogger(__name__)
 
-
-def refresh_days(conn: psycopg.Connection, user_key: int, played_at: Iterable[datetime]) -> None:
-    """Recompute the aggregates of the user's local days that hold these plays.
-
-    Call inside the transaction that inserted the plays (or changed their ms_played),
-    with their played_at. The day of the play after each one is refreshed too, since
-    its estimated listening time depends on the time since its previous play.
-    """
-    times = sorted(set(played_at))
-    if not times:
-        return
-    conn.execute("select analytics_refresh_plays(%s, %s::timestamptz[])", (user_key, times))
-
-
-def rebuild(conn: psycopg.Connection, user_key: int) -> None:
-    """Rebuild every aggregate of one user from listening_history (caller owns the transaction)."""
-    conn.execute("select analytics_rebuild(%s)", (user_key,))
+# `analytics.refresh_days` and `analytics.rebuild` are still called through this module by
+# commands/users.py, commands/aggregate.py and history_import/load.py (issue 17: their
+# owners switch to sync.store.aggregates; then this import goes).
 
 
 def is_stale(conn: psycopg.Connection, user_key: int) -> bool:
@@ -116,9 +102,9 @@ def summary_details(
             (key, today),
         ).fetchone()[0]
         top = conn.execute(
-            """select a.name, t.plays from listening_top(%s, 2::smallint, %s, %s, 5) t
+            """select a.name, t.plays from listening_top(%s, %s::smallint, %s, %s, 5) t
                  join artists a on a.id = t.entity_id order by t.rank""",
-            (key, today, today),
+            (key, Kind.ARTIST, today, today),
         ).fetchall()
         # plays per local hour (a half-hour zone's hours start at :30 UTC), last 24 hours
         this_hour = conn.execute(

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 
 from sync import db
+from sync.commands import Subcommands
 from sync.config import Settings, datadir
 from sync.errors import UserError
 
 log = logging.getLogger(__name__)
+
+
+def add_parser(sub: Subcommands) -> None:
+    dbp = sub.add_parser("db", help="the embedded database: connection string, stop")
+    db_sub = dbp.add_subparsers(dest="db_command", metavar="ACTION")
+    db_sub.required = True
+    db_sub.add_parser("url", help="print its connection string; keep it running").set_defaults(
+        handler=lambda args, ctx: cmd_db_url(ctx.settings)
+    )
+    db_sub.add_parser("stop", help="stop it (after db url)").set_defaults(
+        handler=lambda args, ctx: cmd_db_stop(ctx.settings)
+    )
 
 
 def _embedded_only(settings: Settings) -> None:
@@ -20,7 +32,7 @@ def _embedded_only(settings: Settings) -> None:
         )
 
 
-def cmd_db_url(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_db_url(settings: Settings) -> int:
     """Start the embedded server, keep it running after this command, print its URL."""
     _embedded_only(settings)
     (settings.data_dir / datadir.KEEP_RUNNING).parent.mkdir(parents=True, exist_ok=True)
@@ -33,7 +45,7 @@ def cmd_db_url(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_db_stop(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_db_stop(settings: Settings) -> int:
     """Stop the embedded server; with DATABASE_URL set there is nothing to stop but one that
     `db url` kept up before, and DATABASE_URL's own server is never touched."""
     if db.stop_embedded(settings.data_dir):

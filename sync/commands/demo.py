@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sync import db, demo
 from sync.analytics.terminal import load_stats, render_stats
+from sync.commands import Context, Subcommands
 from sync.commands.report import default_name, write_report
 from sync.config import Settings
 from sync.errors import UserError
@@ -25,7 +26,7 @@ from sync.history_import.importer import import_export
 from sync.history_import.parse import ParseOptions
 from sync.job.transform import parse_items
 from sync.names import alias
-from sync.statuses import Outcome
+from sync.statuses import Outcome, UserStatus
 from sync.store import outcome
 from sync.store import users as user_store
 from sync.store.users import UserRef
@@ -37,8 +38,30 @@ PERIOD = "12m"
 NO_HOLDER = 0  # the demo is never claimed by a run: there is no lease to release
 
 
-def cmd_demo(args: argparse.Namespace, settings: Settings, now: datetime | None = None) -> int:
-    if settings.database_url and not args.yes:
+def add_parser(sub: Subcommands) -> None:
+    demo = sub.add_parser(
+        "demo", help="fill the embedded database with a made-up year of listening, then show it"
+    )
+    demo.add_argument(
+        "--yes", action="store_true", help="also into the database DATABASE_URL names"
+    )
+    demo.add_argument("--out", metavar="FILE", help="report file (default report-<user>-12m.html)")
+    demo.set_defaults(handler=_handler)
+
+
+def _handler(args: argparse.Namespace, ctx: Context) -> int:
+    return cmd_demo(ctx.settings, yes=args.yes, out=args.out)
+
+
+def cmd_demo(
+    settings: Settings,
+    *,
+    yes: bool = False,
+    out: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Store the made-up history, show its stats and write its report (out: the file)."""
+    if settings.database_url and not yes:
         where = db.where(settings.database_url)
         raise UserError(
             f"demo writes made-up plays into the database at {where} (from "
@@ -53,7 +76,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, now: datetime | None 
             key = user_store.replace_demo_user(conn, demo.DEMO_USER, history.zone)
             imported = _import(conn, key, history)
             synced = _sync(conn, key, history)
-        user = UserRef(key, demo.DEMO_USER, history.zone, "demo")
+        user = UserRef(key, demo.DEMO_USER, history.zone, UserStatus.DEMO)
         label = alias(key, demo.DEMO_USER, settings.show_user_ids)
         print(
             f"demo: {plural(imported + synced, 'made-up play')} from {history.first_day} to "
@@ -62,7 +85,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, now: datetime | None 
         )
         print()
         print(render_stats(load_stats(conn, user, PERIOD, label, now)), end="")
-        path = Path(args.out) if args.out else Path(default_name(label, PERIOD))
+        path = Path(out) if out else Path(default_name(label, PERIOD))
         write_report(conn, user, PERIOD, label, path, now=now)
     print()
     print(f"report: {path}")

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+from typing import TextIO
 
-from sync.config import Settings
+from sync.commands import Context, Subcommands
 from sync.doctor.checkup import run_doctor
 
 
-def cmd_doctor(args: argparse.Namespace, settings: Settings | None) -> int:
-    """Settings are re-read from the environment: doctor must explain malformed ones too."""
-    return run_doctor(os.environ, sys.stdout)
+def add_parser(sub: Subcommands) -> None:
+    doctor = sub.add_parser("doctor", help="check settings, database, Spotify app, users, schedule")
+    # explains malformed settings itself, one line each: the command line loads none
+    doctor.set_defaults(handler=_handler, own_settings=True)
+
+
+def _handler(args: argparse.Namespace, ctx: Context) -> int:
+    return cmd_doctor(ctx.out)
+
+
+def cmd_doctor(out: TextIO) -> int:
+    """Settings are read from the environment here: doctor must explain malformed ones too."""
+    return run_doctor(os.environ, out)

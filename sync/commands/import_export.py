@@ -5,10 +5,20 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import psycopg
 
 from sync import db
+from sync.commands import (
+    Context,
+    Subcommands,
+    add_user_argument,
+    options_from,
+    positive_int,
+)
+from sync.commands import resolve_user as named_user
 from sync.config import Settings
 from sync.errors import UserError
 from sync.history_import.files import find_sources
@@ -17,15 +27,74 @@ from sync.history_import.parse import ExportFormatError, ParseOptions
 from sync.history_import.progress import Progress
 from sync.history_import.report import report_lines
 from sync.names import alias
-from sync.store import users as user_store
+from sync.statuses import UserStatus
 
 log = logging.getLogger(__name__)
 
 
+def add_parser(sub: Subcommands) -> None:
+    imp = sub.add_parser("import", help="import Spotify's data export (zip, folder or files)")
+    imp.add_argument("paths", nargs="+", metavar="PATH", help="export .zip, folder or .json files")
+    add_user_argument(imp, "Spotify user id (or alias user-N) to import for", required=True)
+    imp.add_argument(
+        "--min-seconds",
+        type=float,
+        default=30,
+        metavar="S",
+        help="skip plays shorter than this (default 30, like the Web API)",
+    )
+    imp.add_argument(
+        "--include-podcasts",
+        action="store_true",
+        help=argparse.SUPPRESS,  # no longer needed: episodes are kept apart (issue 18)
+    )
+    imp.add_argument(
+        "--include-video",
+        action="store_true",
+        help="also read Streaming_History_Video files (skipped by default)",
+    )
+    imp.add_argument(
+        "--exclude-show",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="account data (old StreamingHistory<n>.json mixes in episodes): skip plays whose "
+        "artistName is this show "
+        "(exact, any case; repeatable)",
+    )
+    imp.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    imp.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="processes parsing files in parallel (default: CPUs, at most 4)",
+    )
+    imp.set_defaults(handler=_handler)
+
+
+def _handler(args: argparse.Namespace, ctx: Context) -> int:
+    return cmd_import(ctx.settings, options_from(ImportOptions, args))
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """`import`'s flags (each field is its flag's dest)."""
+
+    paths: Sequence[str]
+    user: str
+    min_seconds: float = 30
+    include_podcasts: bool = False  # no longer needed: says so in one line
+    include_video: bool = False
+    exclude_show: Sequence[str] = ()
+    no_progress: bool = False
+    jobs: int | None = None
+
+
 def resolve_user(conn: psycopg.Connection, ident: str) -> tuple[int, str]:
-    """(key, Spotify id) of a stored user, by Spotify id or alias user-N."""
+    """(key, Spotify id) of the stored user to import for, by Spotify id or alias user-N."""
     try:
-        user = user_store.resolve_user(conn, ident)
+        user = named_user(conn, ident)
     except UserError:
         raise UserError(
             f"no user {ident!r} in user_tokens: sign in first with `python -m sync login`, "
@@ -33,37 +102,38 @@ def resolve_user(conn: psycopg.Connection, ident: str) -> tuple[int, str]:
         ) from None
     finally:
         conn.rollback()
-    if user.status == "removed":
+    if user.status == UserStatus.REMOVED:
         raise UserError(
             f"user {ident!r} was removed: sign in again with `python -m sync login` to import"
         )
     return user.key, user.user_id
 
 
-def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    min_seconds = getattr(args, "min_seconds", 30)
-    if min_seconds < 0:
+def cmd_import(settings: Settings, flags: ImportOptions) -> int:
+    if flags.min_seconds < 0:
         raise UserError("--min-seconds must be 0 or more")
     options = ParseOptions(
-        min_ms=int(round(min_seconds * 1000)),
-        include_podcasts=getattr(args, "include_podcasts", False),
-        include_video=getattr(args, "include_video", False),
-        exclude_shows=frozenset(s.strip().lower() for s in getattr(args, "exclude_show", [])),
+        min_ms=int(round(flags.min_seconds * 1000)),
+        include_video=flags.include_video,
+        exclude_shows=frozenset(s.strip().lower() for s in flags.exclude_show),
     )
-    sources, ignored = find_sources(args.paths)
+    if flags.include_podcasts:
+        print("--include-podcasts is no longer needed: episodes and audiobook chapters are "
+              "always kept, apart from music (docs/import.md)")  # fmt: skip
+    sources, ignored = find_sources(flags.paths)
     if not sources:
         raise UserError(
-            f"no Spotify streaming history in {', '.join(args.paths)} ({ignored} other files): "
+            f"no Spotify streaming history in {', '.join(flags.paths)} ({ignored} other files): "
             "expected Streaming_History_Audio_*.json, endsong_*.json, "
             "StreamingHistory_music_*.json or StreamingHistory*.json, or the export .zip"
         )
     with db.open_database(settings) as conn:
-        key, user_id = resolve_user(conn, args.user)
-        show = not getattr(args, "no_progress", False) and sys.stderr.isatty()
+        key, user_id = resolve_user(conn, flags.user)
+        show = not flags.no_progress and sys.stderr.isatty()
         progress = Progress(sum(s.size for s in sources), len(sources), enabled=show)
         try:
             result = import_export(conn, key, sources, options, progress=progress,
-                                   workers=getattr(args, "jobs", None))  # fmt: skip
+                                   workers=flags.jobs)  # fmt: skip
         except ExportFormatError as exc:
             progress.finish()
             raise UserError(f"{exc}; nothing was imported (fix or remove that file)") from None

@@ -6,11 +6,44 @@ import argparse
 import sys
 from urllib.parse import parse_qs, urlparse
 
+from sync.commands import Context, Subcommands, resolve_user
 from sync.config import Settings
 from sync.errors import UserError
 from sync.job import tokens
 from sync.names import alias
 from sync.signin.flow import LoginIO, login
+from sync.statuses import UserStatus
+
+
+def add_parser(sub: Subcommands) -> None:
+    login = sub.add_parser("login", help="sign in with Spotify and store the user's refresh token")
+    login_how = login.add_mutually_exclusive_group()
+    login_how.add_argument(
+        "--headless",
+        action="store_true",
+        help="no browser here: print the URL, paste the redirected URL back",
+    )
+    login_how.add_argument(
+        "--link",
+        metavar="USER",
+        help="print a sign-in link to open on any device, for USER (id or user-N) or 'new'",
+    )
+    login_how.add_argument(
+        "--redirect-url",
+        metavar="URL",
+        help="finish a sign-in link's sign-in: the address the browser landed on ('-': stdin)",
+    )
+    login.set_defaults(handler=_handler)
+
+
+def _handler(args: argparse.Namespace, ctx: Context) -> int:
+    """One of three ways to sign in, by the flag given."""
+    io = LoginIO()
+    if args.link:
+        return cmd_link(args.link, ctx.settings, io)
+    if args.redirect_url is not None:
+        return cmd_redirect_url(args.redirect_url, ctx.settings, io)
+    return cmd_login(ctx.settings, headless=args.headless, io=io)
 
 
 def _database_label(settings: Settings) -> str:
@@ -28,20 +61,17 @@ def _database_label(settings: Settings) -> str:
         return "the DATABASE_URL database"
 
 
-def cmd_login(args: argparse.Namespace, settings: Settings, io: LoginIO | None = None) -> int:
+def cmd_login(settings: Settings, *, headless: bool = False, io: LoginIO | None = None) -> int:
+    """Sign in here (a browser on this machine, or headless: paste the address back)."""
     io = io or LoginIO()
-    if getattr(args, "link", None):
-        return cmd_link(args.link, settings, io)
-    if getattr(args, "redirect_url", None) is not None:
-        return cmd_redirect_url(args.redirect_url, settings, io)
-    result = login(settings, headless=args.headless, io=io)
+    result = login(settings, headless=headless, io=io)
     name = alias(result.key, result.user_id, False)
     if result.created:
         io.say(f"Signed in as Spotify user {result.user_id}: added as {name} to "
                f"{_database_label(settings)}.")  # fmt: skip
     else:
         was = ""
-        if result.previous_status and result.previous_status != "active":
+        if result.previous_status and result.previous_status != UserStatus.ACTIVE:
             was = f" It was {result.previous_status}"
             was += f" ({result.previous_reason})" if result.previous_reason else ""
             was += " and is active again."
@@ -50,7 +80,8 @@ def cmd_login(args: argparse.Namespace, settings: Settings, io: LoginIO | None =
     expires = tokens.refresh_token_expires_at(result.authorized_at)
     io.say(
         f"Run logs show this user as {name}. Spotify ends this sign-in on {expires:%Y-%m-%d} "
-        "(6 months after authorizing): run python -m sync login again before then."
+        f"({tokens.REFRESH_TOKEN_LIFETIME_MONTHS} months after authorizing): run python -m "
+        "sync login again before then."
     )
     if result.embedded:
         io.say(
@@ -70,8 +101,6 @@ def cmd_link(who: str, settings: Settings, io: LoginIO) -> int:
     """`login --link USER|new`: print a sign-in link to open on any device."""
     from sync import db
     from sync.signin.link import sign_in_link
-    from sync.statuses import UserStatus
-    from sync.store.users import resolve_user
 
     settings.require_spotify_credentials()
     if who.strip().lower() == "new":
@@ -125,7 +154,7 @@ def cmd_redirect_url(value: str, settings: Settings, io: LoginIO) -> int:
     else:
         was = result.previous_status
         what = f"Signed in {name} again"
-        what += f" (was {was}, active again)" if was != "active" else ""
+        what += f" (was {was}, active again)" if was != UserStatus.ACTIVE else ""
     where = "the database" if settings.in_github_actions else _database_label(settings)
     io.say(
         f"{what}; new refresh token stored in {where}. Spotify ends this sign-in on "

@@ -12,22 +12,67 @@ import os
 import sys
 import webbrowser
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import psycopg
 
 from sync import db
-from sync.analytics.listening import parse_period, pick_user
+from sync.analytics.listening import parse_period
+from sync.commands import (
+    Context,
+    Subcommands,
+    add_period_argument,
+    add_user_argument,
+    options_from,
+    resolve_user,
+)
 from sync.config import Settings
 from sync.errors import UserError
 from sync.names import alias
 from sync.reports.data import load_report
 from sync.reports.html import render_report
+from sync.statuses import UserStatus
 from sync.store import users as user_store
 from sync.store.users import UserRef
 
 log = logging.getLogger(__name__)
+
+
+def add_parser(sub: Subcommands) -> None:
+    rep = sub.add_parser("report", help="write a listening report as one HTML file")
+    add_user_argument(rep, "Spotify user id or alias (default: the only user)")
+    add_period_argument(rep)
+    rep.add_argument(
+        "--out", metavar="FILE", help="file to write (default report-<user>-<period>.html)"
+    )
+    rep.add_argument("--out-dir", default=".", metavar="DIR", help="folder for default file names")
+    rep.add_argument("--all", action="store_true", help="one report per user, into --out-dir")
+    rep.add_argument("--open", action="store_true", help="open the report in the browser")
+    rep.add_argument(
+        "--images",
+        action="store_true",
+        help="show album art (viewing then contacts Spotify's image servers)",
+    )
+    rep.set_defaults(handler=_handler)
+
+
+def _handler(args: argparse.Namespace, ctx: Context) -> int:
+    return cmd_report(ctx.settings, options_from(ReportOptions, args))
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """`report`'s flags (each field is its flag's dest)."""
+
+    period: str = "4w"
+    user: str | None = None
+    out: str | None = None
+    out_dir: str = "."
+    all: bool = False
+    open: bool = False
+    images: bool = False
 
 
 def default_name(label: str, period_key: str) -> str:
@@ -72,35 +117,37 @@ def write_report(
 
 
 def cmd_report(
-    args: argparse.Namespace,
     settings: Settings,
+    flags: ReportOptions,
     now: datetime | None = None,
     *,
     opener: Callable[[str], bool] | None = None,
 ) -> int:
     """Write the report(s), print each path; --open shows the single report in a browser
     (`opener` stands in for webbrowser.open), or says to open the file's URL by hand."""
-    period_key = parse_period(args.period)
-    if args.all and (args.user or args.out):
+    period_key = parse_period(flags.period)
+    if flags.all and (flags.user or flags.out):
         raise UserError("--all writes one file per user into --out-dir: drop --user and --out")
-    if args.images:
+    if flags.images:
         print("note: --images: viewing the report loads album art from Spotify's image servers")
     written: list[Path] = []
     with db.open_database(settings) as conn:
         users: list[UserRef]
-        if args.all:
-            users = [u for u in user_store.all_users(conn) if u.status != "removed"]
+        if flags.all:
+            users = [u for u in user_store.all_users(conn) if u.status != UserStatus.REMOVED]
         else:
-            users = [pick_user(conn, args.user)]
+            users = [resolve_user(conn, flags.user or None)]
         for user in users:
             label = alias(user.key, user.user_id, settings.show_user_ids)
             path = (
-                Path(args.out) if args.out else Path(args.out_dir) / default_name(label, period_key)
+                Path(flags.out)
+                if flags.out
+                else Path(flags.out_dir) / default_name(label, period_key)
             )
-            write_report(conn, user, period_key, label, path, images=args.images, now=now)
+            write_report(conn, user, period_key, label, path, images=flags.images, now=now)
             print(path)
             written.append(path)
-    if args.open and written:
+    if flags.open and written:
         url = written[0].resolve().as_uri()
         if not open_in_browser(url, opener):
             print(f"no browser could be opened here: open {url} by hand")

@@ -14,10 +14,12 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from sync import db
+from sync.commands import Context, Subcommands, options_from, seconds
 from sync.commands.login import cmd_login
 from sync.config import DEFAULT_REDIRECT_URI, load_settings, url_password
 from sync.config.urlcheck import is_placeholder
@@ -46,6 +48,67 @@ log = logging.getLogger(__name__)
 MAX_TRIES = 3
 EMBEDDED = ""  # the answer meaning "the embedded database"
 T = TypeVar("T")
+
+
+def add_parser(sub: Subcommands) -> None:
+    setup = sub.add_parser("setup", help="set everything up after the clone; safe to run again")
+    setup.add_argument("--client-id", metavar="ID", help="the Spotify app's client id")
+    setup.add_argument(
+        "--client-secret",
+        metavar="SECRET",
+        help="the app's client secret (better: env SPOTIFY_CLIENT_SECRET, off the command line)",
+    )
+    setup.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="Postgres connection string (or env DATABASE_URL); 'embedded' or '' for the "
+        "embedded database",
+    )
+    setup.add_argument("--yes", action="store_true", help="accept every default, gh steps included")
+    setup.add_argument(
+        "--no-github", action="store_true", help="print the GitHub steps, don't use gh"
+    )
+    setup.add_argument("--headless", action="store_true", help="sign in without a browser here")
+    setup.add_argument("--skip-login", action="store_true", help="don't sign an account in now")
+    setup.add_argument(
+        "--sign-in", action="store_true", help="sign an account in although every one works"
+    )
+    setup.add_argument(
+        "--replace-secrets", action="store_true", help="set the repository secrets again"
+    )
+    setup.add_argument(
+        "--new-run", action="store_true", help="start a run although the latest one succeeded"
+    )
+    setup.add_argument(
+        "--wait",
+        type=seconds,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait for the first GitHub run (default 10m)",
+    )
+    # asks for the settings itself, protecting each answer in the command line's redactor
+    setup.set_defaults(handler=_handler, own_settings=True)
+
+
+def _handler(args: argparse.Namespace, ctx: Context) -> int:
+    return cmd_setup(options_from(SetupOptions, args), ctx.redactor)
+
+
+@dataclass(frozen=True)
+class SetupOptions:
+    """`setup`'s flags (each field is its flag's dest)."""
+
+    client_id: str | None = None
+    client_secret: str | None = None
+    database_url: str | None = None
+    yes: bool = False
+    no_github: bool = False
+    headless: bool = False
+    skip_login: bool = False
+    sign_in: bool = False
+    replace_secrets: bool = False
+    new_run: bool = False
+    wait: float = 600.0
 
 
 def _settle(io: SetupIO, given: T | None, ask: Callable[[], T],
@@ -103,11 +166,11 @@ def _protect(io: SetupIO, value: str | None) -> None:
         io.redactor.protect(password)
 
 
-def spotify_step(io: SetupIO, args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, str]:
+def spotify_step(io: SetupIO, flags: SetupOptions, env: Mapping[str, str]) -> tuple[str, str]:
     redirect = env.get("SPOTIFY_REDIRECT_URI") or DEFAULT_REDIRECT_URI
     io.say("1/5 Spotify app")
-    partial = [_given(io, "SPOTIFY_CLIENT_ID", args.client_id, env),
-               _given(io, "SPOTIFY_CLIENT_SECRET", args.client_secret, env)]  # fmt: skip
+    partial = [_given(io, "SPOTIFY_CLIENT_ID", flags.client_id, env),
+               _given(io, "SPOTIFY_CLIENT_SECRET", flags.client_secret, env)]  # fmt: skip
     if all(partial):
         io.say("  client id and secret given (flag, environment or .env): checking them")
     else:
@@ -141,11 +204,11 @@ def spotify_step(io: SetupIO, args: argparse.Namespace, env: Mapping[str, str]) 
     return cid, secret
 
 
-def database_step(io: SetupIO, args: argparse.Namespace, env: Mapping[str, str]) -> str:
+def database_step(io: SetupIO, flags: SetupOptions, env: Mapping[str, str]) -> str:
     """The connection string, or EMBEDDED."""
     io.say("2/5 Database")
-    if args.database_url is not None:
-        given = args.database_url.strip()
+    if flags.database_url is not None:
+        given = flags.database_url.strip()
         given = (
             EMBEDDED if given.lower() in ("", "embedded") else clean_value("DATABASE_URL", given)
         )
@@ -172,7 +235,7 @@ def database_step(io: SetupIO, args: argparse.Namespace, env: Mapping[str, str])
     return url
 
 
-def local_step(io: SetupIO, args: argparse.Namespace, values: dict[str, str],
+def local_step(io: SetupIO, flags: SetupOptions, values: dict[str, str],
                env: Mapping[str, str], workdir: Path) -> list[str]:  # fmt: skip
     """Write .env, create the tables, sign the first account in; return what .env changed."""
     io.say("3/5 .env, tables and sign-in")
@@ -190,16 +253,16 @@ def local_step(io: SetupIO, args: argparse.Namespace, values: dict[str, str],
                else "  tables: up to date")  # fmt: skip
         users = check_users(conn, io.now(), settings.show_user_ids)
     if any(c.status == FAIL and c.name == "users" for c in users):  # nobody yet
-        if args.skip_login:
+        if flags.skip_login:
             io.say("  sign-in skipped (--skip-login): run python -m sync setup again (or "
                    "python -m sync login) before the first sync")  # fmt: skip
             return changed
-    elif args.sign_in:
+    elif flags.sign_in:
         io.say("  --sign-in: signing an account in")
     elif any(c.status == FAIL for c in users):  # a sign-in that no longer works
         for found in users:
             io.say("  " + found.line())
-        if not confirm(io, "  Sign that account in again now?", True, assume_yes=args.yes):
+        if not confirm(io, "  Sign that account in again now?", True, assume_yes=flags.yes):
             return changed
     else:
         for found in users:
@@ -207,7 +270,7 @@ def local_step(io: SetupIO, args: argparse.Namespace, values: dict[str, str],
         return changed
     login_io = LoginIO(out=io.out, read_line=io.read_line, now=io.now)
     try:
-        cmd_login(argparse.Namespace(headless=args.headless), settings, io=login_io)
+        cmd_login(settings, headless=flags.headless, io=login_io)
     except LoginFailed as exc:  # setup is what to run again: login alone skips GitHub
         raise UserError(str(exc).replace("python -m sync login", "python -m sync setup")) from None
     return changed
@@ -225,8 +288,7 @@ def _quiet(logger: logging.Logger) -> Iterator[None]:
 
 
 def cmd_setup(
-    args: argparse.Namespace,
-    settings: object = None,
+    flags: SetupOptions,
     redactor: Redactor | None = None,
     io: SetupIO | None = None,
     env: Mapping[str, str] | None = None,
@@ -235,24 +297,24 @@ def cmd_setup(
     io = io or SetupIO(redactor=redactor or Redactor())
     env = dict(os.environ if env is None else env)
     with secrets_out_of_environ():  # what setup starts gets no secret: they are in `env`
-        return _setup(args, io, env)
+        return _setup(flags, io, env)
 
 
-def _setup(args: argparse.Namespace, io: SetupIO, env: dict[str, str]) -> int:
+def _setup(flags: SetupOptions, io: SetupIO, env: dict[str, str]) -> int:
     io.say("python -m sync setup: five steps; what works already is checked and skipped.")
-    client_id, client_secret = spotify_step(io, args, env)
-    url = database_step(io, args, env)
+    client_id, client_secret = spotify_step(io, flags, env)
+    url = database_step(io, flags, env)
     values = {"DATABASE_URL": url, "SPOTIFY_CLIENT_ID": client_id,
               "SPOTIFY_CLIENT_SECRET": client_secret}  # fmt: skip
-    changed = local_step(io, args, values, env, Path.cwd())
+    changed = local_step(io, flags, values, env, Path.cwd())
 
     io.say("4/5 GitHub")
     if url == EMBEDDED:
         io.say("  skipped: the embedded database is on this machine, GitHub Actions cannot "
                "reach it; run setup again with your database's connection string")  # fmt: skip
     else:
-        options = GithubOptions(args.no_github, args.yes, args.wait, args.replace_secrets,
-                                args.new_run, tuple(changed))  # fmt: skip
+        options = GithubOptions(flags.no_github, flags.yes, flags.wait, flags.replace_secrets,
+                                flags.new_run, tuple(changed))  # fmt: skip
         github_step(io, values, options)
 
     io.say("5/5 What doctor says")

@@ -10,6 +10,9 @@ Two kinds of files:
   safe to run any number of times. Each is applied, in file-name order after the
   numbered ones, whenever its checksum differs from the one recorded in schema_files.
 
+Opt-in files, sql/optional/*.sql, are neither: only `migrate --with NAME` applies one
+(apply_optional, after the others; recorded in schema_files like a repeatable file).
+
 When nothing is pending, `migrate` costs one round trip to the server: one query returns
 the server version and everything recorded; the comparison happens here.
 """
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 REPEATABLE_DIR = "repeatable"  # under SQL_DIR
+# `migrate --with NAME` -> its opt-in file under SQL_DIR, never applied by default
+OPTIONAL = {"app-access": "optional/app_access.sql"}
 MIN_SERVER_VERSION = 150000  # PostgreSQL 15: views use security_invoker
 LOCK_WAIT_SECONDS = 60.0  # how long a migrate waits for another one to finish
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -131,6 +136,13 @@ def plan(state: State, sql_dir: Path = SQL_DIR) -> Plan:
         path
         for path in repeatables(sql_dir)
         if state.checksums.get(file_name(path, sql_dir)) != checksum(path)
+    ]
+    # An opt-in file applied here once (`migrate --with`) follows its own changes like a
+    # repeatable one, after them, so a pull that updates it needs no second command.
+    repeatable += [
+        sql_dir / rel
+        for rel in OPTIONAL.values()
+        if rel in state.checksums and state.checksums[rel] != checksum(sql_dir / rel)
     ]
     return Plan(numbered, repeatable, unrecorded, changed)
 
@@ -261,3 +273,46 @@ def _apply(conn: psycopg.Connection, todo: Plan, sql_dir: Path) -> list[str]:
         log.info("applied %s", name)
         applied.append(name)
     return applied
+
+
+def optional_file(name: str, sql_dir: Path = SQL_DIR) -> Path:
+    """The opt-in file `migrate --with NAME` applies; an unknown name is a one-line error."""
+    if name not in OPTIONAL:
+        raise UserError(f"unknown --with {name!r}: known: {', '.join(sorted(OPTIONAL))}")
+    return sql_dir / OPTIONAL[name]
+
+
+def apply_optional(
+    conn: psycopg.Connection,
+    name: str,
+    sql_dir: Path = SQL_DIR,
+    *,
+    lock_wait: float = LOCK_WAIT_SECONDS,
+) -> str:
+    """Apply one opt-in file in its own transaction, under the migration lock, and record
+    its checksum; return its file name. Opt-in files are idempotent, so it is applied
+    every time it is asked for. A file that refuses the database (its checks raise) is
+    one line for the owner, and nothing of it stays."""
+    path = optional_file(name, sql_dir)
+    label = file_name(path, sql_dir)
+    if _in_block(conn):
+        conn.commit()
+    _lock(conn, lock_wait)
+    try:
+        with conn.transaction():
+            conn.execute(path.read_text())
+            conn.execute(
+                "insert into schema_files (name, checksum) values (%s, %s) on conflict (name) "
+                "do update set checksum = excluded.checksum, applied_at = now()",
+                (label, checksum(path)),
+            )
+    except psycopg.OperationalError:
+        raise  # the connection is gone: open_database says so
+    except psycopg.DatabaseError as exc:
+        reason = (exc.diag.message_primary or type(exc).__name__).strip()
+        raise UserError(f"--with {name}: sql/{label} was not applied: {reason}") from None
+    finally:
+        with conn.transaction():
+            conn.execute("select pg_advisory_unlock(%s)", (locks.MIGRATION,))
+    log.info("applied %s", label)
+    return label

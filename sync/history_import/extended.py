@@ -1,27 +1,27 @@
 """Extended streaming history (`Streaming_History_Audio_*.json`, `endsong_*.json` and the
-video files): entries to staged rows. The hot loop of an import: keep it lean."""
+video files): entries to staged rows, episodes and chapters to spoken rows (kept apart
+from music). The hot loop of an import: keep it lean."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from sync.history_import.staged import (
-    KIND_EPISODE,
-    KIND_NAMED_EPISODE,
     KIND_NAMED_TRACK,
     KIND_TRACK,
-    SKIP_AUDIOBOOK,
     SKIP_INCOGNITO,
     SKIP_NO_TRACK,
-    SKIP_PODCAST,
     SKIP_SHORT,
     SKIP_VIDEO,
+    SPOKEN_CHAPTER,
+    SPOKEN_EPISODE,
     ExportFormatError,
     ParsedFile,
     ParseOptions,
     _bad_time,
     _ms,
     _Rows,
+    _Spoken,
     ms_text,
 )
 from sync.store.catalogue import placeholder
@@ -37,33 +37,25 @@ def _is_audiobook(e: dict) -> bool:
     )
 
 
-def _video_skips(name: str, entries: list, options: ParseOptions, parsed: ParsedFile) -> None:
-    """A video file without --include-video: each row counts under the first reason that
-    applies (SKIP_REASONS' order), so its episodes count as podcast, the rest as video."""
-    skipped = parsed.skipped
-    for index, e in enumerate(entries):
-        if type(e) is not dict:
-            raise ExportFormatError(name, "is not a JSON object", index + 1)
-        if not options.include_podcasts and _is_episode(e):
-            skipped[SKIP_PODCAST] += 1
-        elif _is_audiobook(e):
-            skipped[SKIP_AUDIOBOOK] += 1
-        else:
-            skipped[SKIP_VIDEO] += 1
-
-
-def _extended(name: str, entries: list, options: ParseOptions, parsed: ParsedFile) -> None:
-    """Extended streaming history rows. Hot loop (a million entries an import): keep it lean."""
+def _extended(
+    name: str, entries: list, options: ParseOptions, parsed: ParsedFile, video: bool = False
+) -> None:
+    """Extended history rows; video: a video file without --include-video (its rows but
+    episodes and chapters are skipped video). Hot loop (a million entries): keep it lean."""
     rows = _Rows(parsed, same_if_ms_differs=True)
+    spoken = _Spoken(parsed, same_if_ms_differs=True)
     by_ref, seen_at, skipped = rows.by_ref, rows.at, parsed.skipped
-    min_ms, podcasts = options.min_ms, options.include_podcasts
+    min_ms = options.min_ms
     fromiso = datetime.fromisoformat
-    names = ()  # (track, artist, album) of the last episode or URI-less row
+    names = ()  # (track, artist, album) of the last URI-less row
     ts_ms, offsets, texts, mss, refs = (parsed.ts_ms, parsed.offset_ms, parsed.at_text,
                                         parsed.ms, parsed.ref_idx)  # fmt: skip
     for index, e in enumerate(entries):
         if type(e) is not dict:
             raise ExportFormatError(name, "is not a JSON object", index + 1)
+        if video and not (_is_episode(e) or _is_audiobook(e)):
+            skipped[SKIP_VIDEO] += 1
+            continue
         ts = e.get("ts")
         try:
             moment = fromiso(ts)
@@ -75,13 +67,8 @@ def _extended(name: str, entries: list, options: ParseOptions, parsed: ParsedFil
         uri = e.get("spotify_track_uri")
         if uri:
             kind = KIND_TRACK
-        elif _is_episode(e):
-            if not podcasts:
-                skipped[SKIP_PODCAST] += 1
-                continue
-            kind = KIND_EPISODE
-        elif _is_audiobook(e):
-            skipped[SKIP_AUDIOBOOK] += 1
+        elif _is_episode(e) or _is_audiobook(e):
+            _spoken_row(spoken, e, moment, ms, min_ms)
             continue
         elif e.get("master_metadata_track_name"):
             kind = KIND_NAMED_TRACK  # no URI but names (local files, withdrawn tracks)
@@ -112,6 +99,18 @@ def _extended(name: str, entries: list, options: ParseOptions, parsed: ParsedFil
         refs.append(ri)
 
 
+def _spoken_row(spoken: _Spoken, e: dict, moment: datetime, ms: int, min_ms: int) -> None:
+    """An episode or chapter play: skipped by the rules of music, or a spoken row."""
+    at = round((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
+    incognito = e.get("incognito_mode") is True
+    if _is_episode(e):
+        spoken.add(SPOKEN_EPISODE, e.get("spotify_episode_uri"), e.get("episode_show_name"),
+                   e.get("episode_name"), at, ms, min_ms, incognito)  # fmt: skip
+    else:
+        spoken.add(SPOKEN_CHAPTER, e.get("audiobook_chapter_uri"), e.get("audiobook_title"),
+                   e.get("audiobook_chapter_title"), at, ms, min_ms, incognito)  # fmt: skip
+
+
 def _new_ref(rows: _Rows, e: dict, uri: object, kind: int, names: list) -> int:
     """Record a ref the file has not named before: a track's names come from its entry."""
     if kind == KIND_TRACK:
@@ -123,20 +122,7 @@ def _new_ref(rows: _Rows, e: dict, uri: object, kind: int, names: list) -> int:
 
 
 def _other_extended(e: dict, kind: int) -> tuple:
-    """(ref, kind, track, artist, album) of an episode or a URI-less track row."""
-    if kind == KIND_EPISODE:
-        uri = e.get("spotify_episode_uri")
-        track = e.get("episode_name") or uri
-        album = e.get("episode_show_name")
-        if uri:
-            return str(uri), KIND_EPISODE, track, None, album
-        return (
-            placeholder("episode", album, track),
-            KIND_NAMED_EPISODE,
-            track,
-            None,
-            album,
-        )
+    """(ref, kind, track, artist, album) of a URI-less track row."""
     track = e.get("master_metadata_track_name")
     artist = e.get("master_metadata_album_artist_name")
     album = e.get("master_metadata_album_album_name")

@@ -15,6 +15,7 @@ from pathlib import Path
 from sync.errors import UserError
 from sync.history_import.parse import (
     ACCOUNT,
+    ACCOUNT_AUDIOBOOK,
     ACCOUNT_PODCAST,
     EXTENDED,
     EXTENDED_VIDEO,
@@ -87,7 +88,7 @@ def find_sources(paths: Sequence[str]) -> tuple[list[SourceRef], int]:
                     "or StreamingHistory*.json)"
                 )
             add(SourceRef(path.name, str(path), None, kind, path.stat().st_size))
-    order = {EXTENDED: 0, EXTENDED_VIDEO: 1, ACCOUNT: 2, ACCOUNT_PODCAST: 3}
+    order = {EXTENDED: 0, EXTENDED_VIDEO: 1, ACCOUNT: 2, ACCOUNT_PODCAST: 3, ACCOUNT_AUDIOBOOK: 4}
     found.sort(key=lambda r: (SOURCE_OF_KIND[r.kind], order[r.kind]))  # stable: keeps name order
     return found, ignored
 

@@ -5,7 +5,11 @@ Two formats (see docs/import.md for every rule):
   one object per stream with `ts` (end of the stream, UTC, second precision), `ms_played`,
   names and `spotify_track_uri`; podcast, audiobook and video rows live in the same shape.
 - account data: `StreamingHistory_music_*.json` (formerly `StreamingHistory<n>.json`), objects
-  `{endTime: "YYYY-MM-DD HH:MM", artistName, trackName, msPlayed}`, minute precision, no URI.
+  `{endTime: "YYYY-MM-DD HH:MM", artistName, trackName, msPlayed}`, minute precision, no URI;
+  `StreamingHistory_podcast_*.json` (`podcastName`, `episodeName`) and
+  `StreamingHistory_audiobook_*.json` (`audiobookName`, `chapterName`) the same way.
+
+Episodes and audiobook chapters become `ParsedFile.spoken` rows, kept apart from music.
 
 `parse_file` turns one file into its plays (end time, ms played, which track) with
 duplicates inside the file removed, the distinct tracks it names, and counts of what it
@@ -24,13 +28,11 @@ import re
 from dataclasses import dataclass
 
 from sync.history_import.account import _account
-from sync.history_import.extended import _extended, _video_skips
+from sync.history_import.extended import _extended
 from sync.history_import.json_entries import load_entries
 from sync.history_import.staged import (
     DEFAULT_MIN_MS,
     EPISODE_LIKE_MS,
-    KIND_EPISODE,
-    KIND_NAMED_EPISODE,
     KIND_NAMED_TRACK,
     KIND_TRACK,
     SKIP_AUDIOBOOK,
@@ -43,6 +45,8 @@ from sync.history_import.staged import (
     SKIP_REASONS,
     SKIP_SHORT,
     SKIP_VIDEO,
+    SPOKEN_CHAPTER,
+    SPOKEN_EPISODE,
     ExportFormatError,
     ParsedFile,
     ParseOptions,
@@ -54,13 +58,13 @@ from sync.store.sources import SOURCE_ACCOUNT, SOURCE_EXTENDED
 # What the rest of the import (and its tests) take from here: the file-level names below
 # and the shared ones of staged.py (placeholder URIs: sync/store/catalogue.py).
 __all__ = [
-    "ACCOUNT", "ACCOUNT_PODCAST", "DEFAULT_MIN_MS", "EPISODE_LIKE_MS", "EXTENDED",
-    "EXTENDED_VIDEO", "KIND_EPISODE", "KIND_NAMED_EPISODE", "KIND_NAMED_TRACK", "KIND_TRACK",
-    "SKIP_AUDIOBOOK", "SKIP_DUPLICATE", "SKIP_EXCLUDED",
-    "SKIP_INCOGNITO", "SKIP_NO_SLOT", "SKIP_NO_TRACK", "SKIP_PODCAST", "SKIP_REASONS",
-    "SKIP_SHORT", "SKIP_VIDEO", "SOURCE_OF_KIND", "ExportFormatError", "ParsedFile",
-    "ParseOptions", "SourceRef", "classify", "load_entries", "ms_text", "parse_file",
-    "parse_time", "read_and_parse", "sniff",
+    "ACCOUNT", "ACCOUNT_AUDIOBOOK", "ACCOUNT_PODCAST", "DEFAULT_MIN_MS", "EPISODE_LIKE_MS",
+    "EXTENDED", "EXTENDED_VIDEO", "KIND_NAMED_TRACK", "KIND_TRACK", "SKIP_AUDIOBOOK",
+    "SKIP_DUPLICATE", "SKIP_EXCLUDED", "SKIP_INCOGNITO", "SKIP_NO_SLOT", "SKIP_NO_TRACK",
+    "SKIP_PODCAST", "SKIP_REASONS", "SKIP_SHORT", "SKIP_VIDEO", "SOURCE_OF_KIND",
+    "SPOKEN_CHAPTER", "SPOKEN_EPISODE", "ExportFormatError", "ParsedFile", "ParseOptions",
+    "SourceRef", "classify", "load_entries", "ms_text", "parse_file", "parse_time",
+    "read_and_parse", "sniff",
 ]  # fmt: skip
 
 # File kinds
@@ -68,12 +72,14 @@ EXTENDED = "extended"
 EXTENDED_VIDEO = "extended-video"
 ACCOUNT = "account"
 ACCOUNT_PODCAST = "account-podcast"
+ACCOUNT_AUDIOBOOK = "account-audiobook"
 
 SOURCE_OF_KIND = {
     EXTENDED: SOURCE_EXTENDED,
     EXTENDED_VIDEO: SOURCE_EXTENDED,
     ACCOUNT: SOURCE_ACCOUNT,
     ACCOUNT_PODCAST: SOURCE_ACCOUNT,
+    ACCOUNT_AUDIOBOOK: SOURCE_ACCOUNT,
 }
 
 _MIXED_ACCOUNT = re.compile(r"^streaminghistory\d+\.json$")
@@ -85,6 +91,7 @@ _FILE_PATTERNS = (
     (re.compile(r"^endvideo(_\d+)?\.json$"), EXTENDED_VIDEO),
     (re.compile(r"^streaminghistory_music_\d+\.json$"), ACCOUNT),
     (re.compile(r"^streaminghistory_podcast_\d+\.json$"), ACCOUNT_PODCAST),
+    (re.compile(r"^streaminghistory_audiobook_\d+\.json$"), ACCOUNT_AUDIOBOOK),
     (re.compile(r"^streaminghistory\d+\.json$"), ACCOUNT),
 )
 
@@ -136,9 +143,14 @@ def sniff(head: bytes) -> str | None:
         return EXTENDED
     if re.search(rb'"(episodeName|podcastName)"\s*:', head):
         return ACCOUNT_PODCAST
+    if re.search(rb'"(audiobookName|chapterName)"\s*:', head):
+        return ACCOUNT_AUDIOBOOK
     if re.search(rb'"endTime"\s*:', head):
         return ACCOUNT
     return None
+
+
+_SPOKEN_FILES = {ACCOUNT_PODCAST: SPOKEN_EPISODE, ACCOUNT_AUDIOBOOK: SPOKEN_CHAPTER}
 
 
 def parse_file(name: str, data: bytes, kind: str, options: ParseOptions) -> ParsedFile:
@@ -146,21 +158,12 @@ def parse_file(name: str, data: bytes, kind: str, options: ParseOptions) -> Pars
     parsed = ParsedFile(name=name, kind=kind, source=SOURCE_OF_KIND[kind])
     entries = load_entries(name, data)
     parsed.entries = len(entries)
-    if kind == EXTENDED_VIDEO and not options.include_video:
-        _video_skips(name, entries, options, parsed)
-    elif kind == ACCOUNT_PODCAST and not options.include_podcasts:
-        _count_only(name, entries, parsed, SKIP_PODCAST)
-    elif kind in (EXTENDED, EXTENDED_VIDEO):
-        _extended(name, entries, options, parsed)
+    if kind in (EXTENDED, EXTENDED_VIDEO):
+        _extended(
+            name, entries, options, parsed, kind == EXTENDED_VIDEO and not options.include_video
+        )
     else:
-        _account(name, entries, options, parsed, kind == ACCOUNT_PODCAST)
+        _account(name, entries, options, parsed, _SPOKEN_FILES.get(kind, 0))
         if not _MIXED_ACCOUNT.match(re.split(r"[/\\:]", name)[-1].lower()):
             parsed.episode_like = 0  # newer files keep episodes apart: nothing to warn about
     return parsed
-
-
-def _count_only(name: str, entries: list, parsed: ParsedFile, reason: str) -> None:
-    for index, entry in enumerate(entries):
-        if type(entry) is not dict:
-            raise ExportFormatError(name, "is not a JSON object", index + 1)
-    parsed.skipped[reason] += len(entries)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sync.history_import.parse import (
     ACCOUNT,
+    ACCOUNT_AUDIOBOOK,
     ACCOUNT_PODCAST,
     EPISODE_LIKE_MS,
     EXTENDED,
@@ -34,6 +35,10 @@ class FileResult:
     replaced: int = 0  # account-data plays replaced by this extended-history play
     skipped: Counter = field(default_factory=Counter)
     episode_like: int = 0  # old account data: plays long enough to be podcast episodes
+    episodes: int = 0  # podcast episode plays stored (apart from music)
+    chapters: int = 0  # audiobook chapter plays stored
+    spoken_already: int = 0  # episode or chapter plays stored before
+    spoken_replaced: int = 0  # account-data episode or chapter plays replaced
 
     @property
     def skipped_total(self) -> int:
@@ -72,6 +77,7 @@ KIND_LABEL = {
     EXTENDED_VIDEO: "extended streaming history (video)",
     ACCOUNT: "account data",
     ACCOUNT_PODCAST: "account data (podcasts)",
+    ACCOUNT_AUDIOBOOK: "account data (audiobooks)",
 }
 SKIP_LABEL = {
     "podcast": "podcast",
@@ -91,12 +97,26 @@ def _skips(counts: Counter) -> str:
     return f"{sum(counts.values()):,} skipped" + (f" ({', '.join(parts)})" if parts else "")
 
 
+def _spoken(episodes: int, chapters: int, already: int, replaced: int) -> str:
+    """The episodes and chapters kept apart from music, in counts; empty when none."""
+    if not (episodes or chapters or already or replaced):
+        return ""
+    text = (f"; podcasts and audiobooks (apart from music): {plural(episodes, 'episode play')}, "
+            f"{plural(chapters, 'chapter play')} stored, {already:,} already stored")  # fmt: skip
+    return text + (f", {replaced:,} account-data plays replaced" if replaced else "")
+
+
+def _spoken_of(files: list[FileResult]) -> str:
+    attrs = ("episodes", "chapters", "spoken_already", "spoken_replaced")
+    return _spoken(*(sum(getattr(f, a) for f in files) for a in attrs))
+
+
 def file_line(f: FileResult) -> str:
     text = (f"{f.name}: {f.entries:,} read, {f.new:,} new, {f.matched:,} matched synced plays, "
             f"{f.already:,} already stored")  # fmt: skip
     if f.replaced:
         text += f", {f.replaced:,} replaced account-data plays"
-    return f"{text}, {_skips(f.skipped)}"
+    return f"{text}, {_skips(f.skipped)}{_spoken_of([f])}"
 
 
 def report_lines(result: ImportResult, who: str) -> list[str]:
@@ -113,6 +133,7 @@ def report_lines(result: ImportResult, who: str) -> list[str]:
         + (f", {result.total('replaced'):,} account-data plays replaced"
            if result.total("replaced") else "")
         + f", {_skips(result.skipped())} in {result.duration_s:.1f}s ({rate:,.0f} entries/s)"
+        + _spoken_of(result.files)
     )  # fmt: skip
     episode_like = result.total("episode_like")
     if episode_like:

@@ -17,8 +17,11 @@ DEFAULT_MIN_MS = 30_000
 # tests/history_import/test_same_song.py sends it every kind the parser makes).
 KIND_TRACK = 0  # has a spotify:track: (or other) URI
 KIND_NAMED_TRACK = 1  # only names: account data, or an extended row without URI
-KIND_EPISODE = 2  # podcast episode with a spotify:episode: URI (only with include_podcasts)
-KIND_NAMED_EPISODE = 3  # account-data podcast row: show and episode names only
+
+# Kinds of spoken items (spoken_items.kind, sql/009_spoken_plays.sql): episodes and
+# chapters are stored apart from music (ParsedFile.spoken, sync/store/spoken.py).
+SPOKEN_EPISODE = 1
+SPOKEN_CHAPTER = 2
 
 # Placeholder URIs for things the export names but does not identify: their one home is
 # sync/store/catalogue.py.
@@ -48,7 +51,6 @@ EPISODE_LIKE_MS = 20 * 60_000
 @dataclass(frozen=True)
 class ParseOptions:
     min_ms: int = DEFAULT_MIN_MS
-    include_podcasts: bool = False
     include_video: bool = False
     exclude_shows: frozenset[str] = frozenset()  # lower-cased artistName values to skip
 
@@ -76,6 +78,8 @@ class ParsedFile:
     at_text: list[str] = field(default_factory=list)
     ms: list[int] = field(default_factory=list)  # ms_played
     ref_idx: list[int] = field(default_factory=list)
+    # episode and chapter plays, apart from music: (kind, uri, show, name, at_text, ms)
+    spoken: list[tuple] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -183,3 +187,47 @@ class _Rows:
         p.at_text.append(text)
         p.ms.append(ms)
         p.ref_idx.append(ri)
+
+
+class _Spoken:
+    """Collects a file's episode and chapter plays, one row per distinct play.
+
+    An item is its URI, or its kind, show and name (lower-cased) when the row has none.
+    The same rules as _Rows for music: in extended history the same item ending in the
+    same second is one play (the longer ms_played kept); in account data (same_if_ms_differs
+    False) only when ms_played is the same too, and another play of it in that minute gets
+    the next millisecond, so re-importing the file finds the same rows.
+    """
+
+    def __init__(self, parsed: ParsedFile, same_if_ms_differs: bool):
+        self.p = parsed
+        self.seen: dict[tuple, int] = {}  # (item, end time[, ms]) -> row
+        self.in_slot: Counter = Counter()  # (item, end time) -> distinct plays so far
+        self.same_if_ms_differs = same_if_ms_differs
+
+    def add(self, kind: int, uri: object, show: object, name: object, at: int, ms: int,
+            min_ms: int, incognito: bool = False) -> None:  # fmt: skip
+        """One entry, skipped under the reasons of music in their order, or a spoken row."""
+        uri, show, name = _name(uri), _name(show), _name(name)
+        p = self.p
+        if not uri and not name:
+            p.skipped[SKIP_NO_TRACK] += 1
+            return
+        if incognito:
+            p.skipped[SKIP_INCOGNITO] += 1
+            return
+        if ms < min_ms:
+            p.skipped[SKIP_SHORT] += 1
+            return
+        item = (kind, uri) if uri else (kind, (show or "").lower(), name.lower())
+        key = (item, at) if self.same_if_ms_differs else (item, at, ms)
+        row = self.seen.get(key)
+        if row is not None:
+            p.skipped[SKIP_DUPLICATE] += 1
+            if ms > p.spoken[row][5]:
+                p.spoken[row] = p.spoken[row][:5] + (ms,)
+            return
+        offset = self.in_slot[(item, at)]
+        self.in_slot[(item, at)] += 1
+        self.seen[key] = len(p.spoken)
+        p.spoken.append((kind, uri, show, name, ms_text(at + offset), ms))

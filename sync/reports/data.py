@@ -16,12 +16,14 @@ import psycopg
 from sync.analytics.listening import (
     TRACK_ARTISTS,
     Heading,
+    Kind,
     Period,
     hour_weekday,
     load_heading,
     previous_period,
     resolve_year,
 )
+from sync.analytics.spoken import Spoken, load_spoken
 from sync.analytics.terminal import newest_day
 from sync.store.users import UserRef
 
@@ -31,16 +33,16 @@ TOP_SHOWN = 10  # visible rows of a top list
 TOP_MAX = 50  # rows behind "show more"
 REDISCOVER_MONTHS = 6
 REDISCOVER_MIN_PLAYS = 5
-KINDS = {"artists": 2, "tracks": 1, "albums": 3}
+KINDS = {"artists": Kind.ARTIST, "tracks": Kind.TRACK, "albums": Kind.ALBUM}
 IMAGE_PREFIX = "https://i.scdn.co/"  # the only image host the report's CSP allows
 
 # Names (and, for tracks, credited artists) of entities of one kind, by id.
 _NAMES = {
-    1: f"""select tr.id, tr.name, {TRACK_ARTISTS}, al.image_url
+    Kind.TRACK: f"""select tr.id, tr.name, {TRACK_ARTISTS}, al.image_url
             from tracks tr left join albums al on al.id = tr.album_id where tr.id = any(%(ids)s)""",
-    2: "select id, name, '', null from artists where id = any(%(ids)s)",
+    Kind.ARTIST: "select id, name, '', null from artists where id = any(%(ids)s)",
     # one pass over the albums' tracks (tracks has no index on album_id)
-    3: """select al.id, al.name, coalesce(x.names, ''), al.image_url
+    Kind.ALBUM: """select al.id, al.name, coalesce(x.names, ''), al.image_url
             from albums al
             left join (select tr.album_id, string_agg(distinct a.name, ', ') as names
                          from tracks tr
@@ -78,6 +80,7 @@ class ReportData(Heading):
     discoveries: list[Entry] = field(default_factory=list)
     discoveries_total: int = 0
     rediscover: list[Entry] = field(default_factory=list)
+    spoken: Spoken = field(default_factory=Spoken)  # podcasts and audiobooks, apart from music
     newest_day: date | None = None  # the local day of the newest play (read for empty periods)
 
 
@@ -95,6 +98,7 @@ def load_report(
     r = ReportData(**vars(load_heading(conn, user, period_key, label, now)), generated_at=now)
     r.previous, r.images = previous_period(r.period), images
     k, period = user.key, r.period
+    r.spoken = load_spoken(conn, k, period, user.time_zone)
     if not r.plays:  # the page says where the plays are instead; no empty charts to fill
         r.newest_day = newest_day(conn, k)
         return r
@@ -121,7 +125,7 @@ def load_report(
 
 
 def _names(
-    conn: psycopg.Connection, kind: int, ids: list[int], images: bool
+    conn: psycopg.Connection, kind: Kind, ids: list[int], images: bool
 ) -> dict[int, tuple[str, str, str | None]]:
     rows = conn.execute(_NAMES[kind], {"ids": ids}).fetchall()
     out = {}
@@ -132,7 +136,7 @@ def _names(
 
 
 def _entries(
-    conn: psycopg.Connection, kind: int, rows: list[tuple[int, int, int, int]], images: bool
+    conn: psycopg.Connection, kind: Kind, rows: list[tuple[int, int, int, int]], images: bool
 ) -> list[Entry]:
     """Entries from (rank, entity_id, plays, ms) rows, with names."""
     names = _names(conn, kind, [row[1] for row in rows], images)
@@ -146,7 +150,7 @@ def _entries(
 def _top(
     conn: psycopg.Connection,
     k: int,
-    kind: int,
+    kind: Kind,
     period: Period,
     previous: Period | None,
     images: bool,
@@ -191,19 +195,19 @@ def _discoveries(
     after_days = (hi - period.last_day).days
     if after_days <= before_days:
         test = """join listening_entity_totals t
-                    on t.user_id = %(k)s and t.kind = 2 and t.entity_id = p.entity_id
-                  left join listening_entities(%(k)s, 2::smallint, %(after)s, %(hi)s) o
+                    on t.user_id = %(k)s and t.kind = %(artist)s and t.entity_id = p.entity_id
+                  left join listening_entities(%(k)s, %(artist)s::smallint, %(after)s, %(hi)s) o
                     on o.entity_id = p.entity_id
                  where t.plays = p.plays + coalesce(o.plays, 0)"""
     else:
-        test = """left join listening_entities(%(k)s, 2::smallint, %(lo)s, %(before)s) o
+        test = """left join listening_entities(%(k)s, %(artist)s::smallint, %(lo)s, %(before)s) o
                     on o.entity_id = p.entity_id
                  where o.entity_id is null"""
     rows = conn.execute(
         f"""select (row_number() over (order by p.plays desc, p.listening_ms desc,
                                              p.entity_id))::integer,
                    p.entity_id, p.plays, p.listening_ms, count(*) over ()
-              from listening_entities(%(k)s, 2::smallint, %(first)s, %(last)s) p
+              from listening_entities(%(k)s, %(artist)s::smallint, %(first)s, %(last)s) p
               {test}
              order by 1 limit %(n)s""",
         {
@@ -215,10 +219,11 @@ def _discoveries(
             "before": period.first_day - timedelta(days=1),
             "after": period.last_day + timedelta(days=1),
             "n": TOP_MAX,
+            "artist": Kind.ARTIST,
         },
     ).fetchall()
     total = int(rows[0][4]) if rows else 0
-    return _entries(conn, 2, [row[:4] for row in rows], images), total
+    return _entries(conn, Kind.ARTIST, [row[:4] for row in rows], images), total
 
 
 def _rediscover(conn: psycopg.Connection, k: int, today: date, images: bool) -> list[Entry]:
@@ -228,17 +233,25 @@ def _rediscover(conn: psycopg.Connection, k: int, today: date, images: bool) -> 
     ).fetchone()[0]
     rows = conn.execute(
         """with recent as materialized (
-               select entity_id from listening_entities(%(k)s, 1::smallint, %(cut)s, %(today)s))
+               select entity_id
+                 from listening_entities(%(k)s, %(track)s::smallint, %(cut)s, %(today)s))
            select (row_number() over (order by t.plays desc, t.listening_ms desc,
                                             t.entity_id))::integer,
                   t.entity_id, t.plays, t.listening_ms
              from listening_entity_totals t
-            where t.user_id = %(k)s and t.kind = 1 and t.plays >= %(min)s
+            where t.user_id = %(k)s and t.kind = %(track)s and t.plays >= %(min)s
               and not exists (select 1 from recent r where r.entity_id = t.entity_id)
             order by 1 limit %(n)s""",
-        {"k": k, "cut": cutoff, "today": today, "min": REDISCOVER_MIN_PLAYS, "n": TOP_SHOWN},
+        {
+            "k": k,
+            "cut": cutoff,
+            "today": today,
+            "min": REDISCOVER_MIN_PLAYS,
+            "n": TOP_SHOWN,
+            "track": Kind.TRACK,
+        },
     ).fetchall()
-    entries = _entries(conn, 1, rows, images)
+    entries = _entries(conn, Kind.TRACK, rows, images)
     last = _last_days(conn, k, [row[1] for row in rows], cutoff)
     for entry, row in zip(entries, rows, strict=True):
         entry.last_day = last.get(row[1])
@@ -258,10 +271,10 @@ def _last_days(conn: psycopg.Connection, k: int, ids: list[int], before: date) -
         for e, day in conn.execute(
             """select x.e, max(d.day) from listening_day_entities d
                 cross join lateral unnest(d.entity_ids) as x(e)
-                where d.user_id = %s and d.kind = 1 and d.day between %s and %s
+                where d.user_id = %s and d.kind = %s and d.day between %s and %s
                   and d.entity_ids && %s::integer[] and x.e = any(%s)
                 group by x.e""",
-            (k, lo, hi, ids, ids),
+            (k, Kind.TRACK, lo, hi, ids, ids),
         ):
             found[e] = day
         ids = [i for i in ids if i not in found]

@@ -226,6 +226,31 @@ def rediscover(r: ReportData) -> str:
     return f'<section id="rediscover"><h2>Rediscover</h2>{body}</section>'
 
 
+def spoken_section(r: ReportData) -> str:
+    """Podcasts and audiobooks, apart from music: hours per show or book, the top ones.
+    Nothing when the period has none, so a music-only page is unchanged."""
+    sp = r.spoken
+    if not sp.plays:
+        return ""
+    rows = "".join(
+        f"<tr><td class=n>{i}</td><td>{name_html(show or '(no name)')}</td><td>{esc(kind)}</td>"
+        f"<td class=n>{plays:,}</td><td class='n time'>{esc(hours_shown(ms))}</td></tr>"
+        for i, (kind, show, plays, ms) in enumerate(sp.top, 1)
+    )
+    heads = ('<th class="n">#</th><th>show or book</th><th>kind</th><th class="n">plays</th>'
+             '<th class="n time">time</th>')  # fmt: skip
+    total = (
+        f'<p>Not in the music figures above: <span data-figure="spoken-plays" '
+        f'data-value="{sp.plays}">{sp.plays:,} plays</span>, <span data-figure="spoken-ms" '
+        f'data-value="{sp.listening_ms}">{esc(hours_shown(sp.listening_ms))}</span> of '
+        f"{sp.shows:,} shows and books.</p>"
+    )
+    return (
+        f'<section id="podcasts"><h2>Podcasts and audiobooks</h2>{total}<div class=scroll>'
+        f"<table><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table></div></section>"
+    )
+
+
 def render_report(r: ReportData) -> str:
     """The whole page. Pure: the same data always gives the same text."""
     p = r.period
@@ -257,7 +282,8 @@ def render_report(r: ReportData) -> str:
         f"{esc(before) if r.plays else ''}{esc(images)}</p></header>",
     ]
     if not r.plays:
-        return "\n".join([*head, empty_state(r), footer(r), "</main></body></html>"]) + "\n"
+        body = [empty_state(r), spoken_section(r)]
+        return "\n".join([*head, *filter(None, body), footer(r), "</main></body></html>"]) + "\n"
     parts = [
         *head,
         headline(r),
@@ -272,6 +298,7 @@ def render_report(r: ReportData) -> str:
         top_sections(r),
         discoveries(r),
         rediscover(r),
+        *filter(None, [spoken_section(r)]),
         footer(r),
         "</main></body></html>",
     ]

@@ -12,6 +12,7 @@ import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from sync.setup.prompts import SetupIO, confirm
@@ -23,6 +24,17 @@ WORKFLOW = "sync.yml"
 RUN_FIELDS = "databaseId,status,conclusion,url"
 POLL_SECONDS = 10.0
 _GITHUB_REPO = re.compile(r"github\.com[:/]([\w.-]+/[\w.-]+?)(?:\.git)?/?$")
+
+
+class GhState(StrEnum):
+    """The values of GitHub's that setup decides on, as `gh ... --json` prints them.
+
+    GitHub's words, not this project's statuses (those are sync.statuses): one home here.
+    """
+
+    WORKFLOW_ENABLED = "active"  # a workflow's state
+    COMPLETED = "completed"  # a run's status once it has ended
+    SUCCESS = "success"  # a completed run's conclusion
 
 
 class GhFailed(Exception):
@@ -127,7 +139,7 @@ def _secrets(io: SetupIO, gh: Gh, values: Mapping[str, str], options: GithubOpti
 def _enable(io: SetupIO, gh: Gh, options: GithubOptions) -> None:
     workflows = gh.json("workflow", "list", "--all", "--json", "path,state") or []
     state = next((w["state"] for w in workflows if w["path"].endswith("/" + WORKFLOW)), None)
-    if state == "active":
+    if state == GhState.WORKFLOW_ENABLED:
         io.say(f"  done: the workflow {WORKFLOW} is enabled")
         return
     if confirm(io, f"  Enable the workflow {WORKFLOW} ({state or 'state unknown'})?", True,
@@ -143,7 +155,7 @@ def _latest_run(gh: Gh) -> dict | None:
 
 def _first_run(io: SetupIO, gh: Gh, options: GithubOptions) -> None:
     last = _latest_run(gh)
-    if last and last.get("conclusion") == "success":
+    if last and last.get("conclusion") == GhState.SUCCESS:
         io.say(f"  done: the latest run succeeded ({last['url']})")
         if not options.new_run:
             return
@@ -158,10 +170,10 @@ def _first_run(io: SetupIO, gh: Gh, options: GithubOptions) -> None:
     if run is None:
         io.say(f"  no new run showed up within {options.wait_seconds:.0f} s: look at the "
                "Actions tab (gh run list --workflow sync.yml)")  # fmt: skip
-    elif run["status"] != "completed":
+    elif run["status"] != GhState.COMPLETED:
         io.say(f"  the run is still {run['status']} after {options.wait_seconds:.0f} s: follow "
                f"it at {run['url']} (or gh run watch {run['databaseId']})")  # fmt: skip
-    elif run["conclusion"] == "success":
+    elif run["conclusion"] == GhState.SUCCESS:
         io.say(f"  first run: success. Its summary: {run['url']}")
     else:
         io.say(f"  first run: {run['conclusion']}. Open {run['url']}: the last line of the "
@@ -176,7 +188,7 @@ def _wait(io: SetupIO, gh: Gh, previous: int | None, seconds: float) -> dict | N
         run = _latest_run(gh)
         if run and run.get("databaseId") != previous:
             seen = run
-            if run.get("status") == "completed":
+            if run.get("status") == GhState.COMPLETED:
                 return run
         left = deadline - io.clock()
         if left <= 0:

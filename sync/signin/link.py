@@ -31,6 +31,7 @@ from sync.errors import UserError
 from sync.spotify.client import SpotifyClient
 from sync.spotify.oauth import LoginFailed, authorize_url, parse_redirect_uri
 from sync.statuses import UserStatus
+from sync.store import users as user_store
 
 VERSION = "v1"
 PERIOD = timedelta(days=15)
@@ -223,10 +224,7 @@ def _exchange_redirect(text: str) -> tuple[str, str, int | None]:
 
 
 def _check_subject_row(conn, key: int, lock: bool) -> tuple[str, str]:
-    row = conn.execute(
-        "select user_id, status from user_tokens where id = %s" + (" for update" if lock else ""),
-        (key,),
-    ).fetchone()
+    row = user_store.sign_in_subject(conn, key, lock)
     if row is None:
         raise LinkRefused(
             f"this sign-in link is for user-{key}, who is no longer stored: nothing stored; "
@@ -251,12 +249,7 @@ def _lock_account(conn, user_id: str, now: datetime) -> None:
     refresh token they used (sync.job.tokens, users.save_tokens / mark_needs_reauth),
     so once this commits they can no longer write an older token or status.
     """
-    conn.execute(
-        "select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"sync-login:{user_id}",)
-    )
-    row = conn.execute(
-        "select status, authorized_at from user_tokens where user_id = %s for update", (user_id,)
-    ).fetchone()
+    row = user_store.lock_sign_in(conn, user_id)
     if row is not None and row[0] == UserStatus.ACTIVE and row[1] is not None and row[1] > now:
         raise LoginFailed(
             f"a newer sign-in of this account was stored meanwhile (at {row[1]:%Y-%m-%d %H:%M} "

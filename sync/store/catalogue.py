@@ -6,24 +6,28 @@ tracks only, so the import stores them under placeholder URIs built from the nam
 real identity. This is the rule's one home in Python: the parser builds refs with
 placeholder(); SQL's copy is catalogue_placeholder (sql/repeatable/20_catalogue.sql),
 which tests/history_import/test_same_song.py holds to the same table of cases.
+
+Imports before podcasts were kept apart stored episodes as tracks too, under the
+episode prefix below: nothing makes those any more (episodes are spoken plays,
+sync/store/spoken.py), and they stay as stored (docs/import.md, "Podcasts and
+audiobooks"), so the prefix stays for what reads them (the export).
 """
 
 from __future__ import annotations
 
 PLACEHOLDER_TRACK = "spotify:export:"  # + artist + ":" + track
-PLACEHOLDER_EPISODE = "spotify:export-episode:"  # + show + ":" + episode
 PLACEHOLDER_ARTIST = "spotify:export-artist:"  # + artist name
 PLACEHOLDER_ALBUM = "spotify:export-album:"  # + artist + ":" + album
-PLACEHOLDER_SHOW = "spotify:export-show:"  # + show name (stored as the episode's album)
+# Stored by old imports only (with the show as album, spotify:export-show:<show>): an
+# episode's track, which the export writes as an episode.
+PLACEHOLDER_EPISODE = "spotify:export-episode:"  # + show + ":" + episode
 NAME_IN_URI_MAX = 300  # characters of a name kept in a placeholder URI (btree entries are bounded)
 
-# kind -> (prefix, whether the URI names an artist (or show) before the name)
+# kind -> (prefix, whether the URI names an artist before the name)
 _KINDS = {
     "track": (PLACEHOLDER_TRACK, True),
-    "episode": (PLACEHOLDER_EPISODE, True),
     "artist": (PLACEHOLDER_ARTIST, False),
     "album": (PLACEHOLDER_ALBUM, True),
-    "show": (PLACEHOLDER_SHOW, False),
 }
 
 
@@ -36,7 +40,7 @@ def cut(value: object) -> str:
 
 
 def placeholder(kind: str, artist: object, name: object) -> str:
-    """The placeholder URI of a track, episode (artist = its show), artist, album or show."""
+    """The placeholder URI of a track, artist or album."""
     prefix, with_artist = _KINDS[kind]
     if with_artist:
         return f"{prefix}{cut(artist)}:{cut(name)}"

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import psycopg
 
-from sync.statuses import SYNCED_STATUSES
+from sync.statuses import SYNCED_STATUSES, Outcome
 
 Key = tuple[str, str]  # (problem, subject)
 CLAIM = timedelta(minutes=10)  # longer than the GitHub calls of one row can take
@@ -38,16 +38,21 @@ def user_facts(conn: psycopg.Connection, gap_runs: int) -> list[tuple]:
              from user_tokens u
              left join lateral (
                    select status from sync_run_users
-                    where user_id = u.id and status <> 'skipped' and started_at is not null
+                    where user_id = u.id and status <> %(skipped)s and started_at is not null
                     order by started_at desc limit 1) last on true
              left join lateral (
                    select count(*) filter (where possible_gap) as n
                      from (select possible_gap from sync_run_users
-                            where user_id = u.id and status = 'ok'
-                            order by run_id desc limit %s) recent) gaps on true
-            where u.status = any(%s)
+                            where user_id = u.id and status = %(ok)s
+                            order by run_id desc limit %(gap_runs)s) recent) gaps on true
+            where u.status = any(%(synced)s)
             order by u.id""",
-        (gap_runs, [str(s) for s in SYNCED_STATUSES]),
+        {
+            "skipped": Outcome.SKIPPED,
+            "ok": Outcome.OK,
+            "gap_runs": gap_runs,
+            "synced": [str(s) for s in SYNCED_STATUSES],
+        },
     ).fetchall()
     return rows
 

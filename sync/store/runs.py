@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 
 import psycopg
 
-from sync.statuses import SYNCED_STATUSES, RunStatus
+from sync.statuses import SYNCED_STATUSES, Outcome, RunStatus
 
-# Rows left 'running' by versions without alive_until: a GitHub job lasts 6 hours at most.
+# Rows left running by versions without alive_until: a GitHub job lasts 6 hours at most.
 _LEGACY_RUN_LIMIT = timedelta(hours=6)
 
 
@@ -40,11 +40,11 @@ def candidates(conn: psycopg.Connection) -> list[Candidate]:
              from user_tokens u
              left join lateral (
                    select started_at, status, error_class from sync_run_users
-                    where user_id = u.id and status <> 'skipped' and started_at is not null
+                    where user_id = u.id and status <> %s and started_at is not null
                     order by started_at desc limit 1) r on true
             where u.status = any(%s)
             order by u.id""",
-        ([str(s) for s in SYNCED_STATUSES],),
+        (Outcome.SKIPPED, [str(s) for s in SYNCED_STATUSES]),
     ).fetchall()
     return [Candidate(*row) for row in rows]
 
@@ -64,8 +64,8 @@ def open_run(
     """Insert this run's row and close runs that died without finishing: one round trip."""
     row = conn.execute(
         """with killed as (
-               update sync_runs set status = 'killed', finished_at = coalesce(alive_until, now())
-                where status = 'running'
+               update sync_runs set status = %s, finished_at = coalesce(alive_until, now())
+                where status = %s
                   and (alive_until < now() or (alive_until is null and started_at < now() - %s))
             returning id, started_at),
            new as (
@@ -74,7 +74,7 @@ def open_run(
            select (select id from new),
                   coalesce((select array_agg(array[id::text, started_at::text] order by id)
                               from killed), '{}')""",
-        (_LEGACY_RUN_LIMIT, trigger, run_url, alive_for),
+        (RunStatus.KILLED, RunStatus.RUNNING, _LEGACY_RUN_LIMIT, trigger, run_url, alive_for),
     ).fetchone()
     killed = [(int(i), datetime.fromisoformat(at)) for i, at in row[1]]
     return OpenedRun(row[0], killed)

@@ -7,6 +7,8 @@ plays next to imported ones, and by the importer; docs/import.md explains them.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 # An export play and a Web API play of the same song whose end times are at most this far
 # apart are the same play (docs/import.md, "Matching" explains the figure). The API's
 # `played_at` and the export's `ts` both mark the end of playback but come from different
@@ -14,10 +16,22 @@ from __future__ import annotations
 # costs little while a tight one leaves duplicates behind.
 MATCH_TOLERANCE_MS = 90_000
 
-# listening_history.source
-SOURCE_API = 0
-SOURCE_EXTENDED = 1
-SOURCE_ACCOUNT = 2
+
+class Source(IntEnum):
+    """listening_history.source: where a row came from (docs/import.md).
+
+    The one home of the codes. SQL that needs them where no Python call passes them in
+    (sql/repeatable/10_history.sql, 60_sync.sql) writes the numbers, and
+    tests/store/test_codes.py checks what those functions do against this enum.
+    """
+
+    API = 0  # the Web API (`sync run`)
+    EXTENDED = 1  # the extended streaming history export
+    ACCOUNT = 2  # the account data export
+
+
+# The importer's names for the same members (not a second home: the same objects).
+SOURCE_API, SOURCE_EXTENDED, SOURCE_ACCOUNT = Source.API, Source.EXTENDED, Source.ACCOUNT
 
 # How long the instant of an end time really is, by source: the API gives milliseconds,
 # the extended export whole seconds, account data whole minutes. A stored export play may

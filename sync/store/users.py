@@ -12,7 +12,7 @@ import psycopg
 
 from sync.errors import UserError
 from sync.names import parse_alias
-from sync.statuses import UserStatus
+from sync.statuses import Outcome, UserStatus
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def claim(conn: psycopg.Connection, key: int, holder: int, lease: timedelta) -> 
     row = conn.execute(
         f"""with target as (
                select id from user_tokens
-                where id = %(key)s and status = 'active'
+                where id = %(key)s and status = %(active)s
                   and (lease_until is null or lease_until < now() or lease_run = %(holder)s)
                   for no key update skip locked),  -- an import or removal holds it: busy
            claimed as (
@@ -107,7 +107,13 @@ def claim(conn: psycopg.Connection, key: int, holder: int, lease: timedelta) -> 
               from (select 1) one
               left join user_tokens u on u.id = %(key)s
               left join claimed c on true""",
-        {"key": key, "holder": holder, "lease": lease, "recent": RECENT_PLAYS},
+        {
+            "key": key,
+            "holder": holder,
+            "lease": lease,
+            "recent": RECENT_PLAYS,
+            "active": UserStatus.ACTIVE,
+        },
     ).fetchone()
     fields = len(_USER_COLUMNS.split(","))
     user = User(*row[:fields]) if row[0] is not None else None
@@ -132,6 +138,33 @@ def lock_for_change(conn: psycopg.Connection, key: int, what: str) -> None:
             f"a sync run is working on this user right now: {what} when it has finished "
             "(a minute or two)"
         )
+
+
+# One sign-in of an account at a time: pg_advisory_xact_lock(hashtextextended(
+# 'sync-login:<Spotify id>', 0)), a text key (unlike the integers in sync/db/locks.py) so that
+# it holds for an account not stored yet.
+SIGN_IN_LOCK = "sync-login"
+
+
+def sign_in_subject(conn: psycopg.Connection, key: int, lock: bool) -> tuple[str, str] | None:
+    """(Spotify id, status) of the user a sign-in link names, None when gone; with `lock`,
+    row-locked until the caller's transaction ends."""
+    return conn.execute(
+        "select user_id, status from user_tokens where id = %s" + (" for update" if lock else ""),
+        (key,),
+    ).fetchone()
+
+
+def lock_sign_in(conn: psycopg.Connection, user_id: str) -> tuple[str, datetime | None] | None:
+    """In the caller's transaction: serialize sign-ins of this account, new rows included
+    (a transaction-level advisory lock works through transaction poolers), and row-lock its
+    row. Returns the stored (status, authorized_at), None for a new account."""
+    conn.execute(
+        "select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{SIGN_IN_LOCK}:{user_id}",)
+    )
+    return conn.execute(
+        "select status, authorized_at from user_tokens where user_id = %s for update", (user_id,)
+    ).fetchone()
 
 
 @dataclass(frozen=True)
@@ -194,9 +227,17 @@ def save_tokens(
               set access_token = %s, access_token_expires_at = %s,
                   refresh_token = coalesce(%s, refresh_token),
                   scope = coalesce(%s, scope), updated_at = now()
-            where id = %s and refresh_token = %s and status = 'active'
+            where id = %s and refresh_token = %s and status = %s
         returning 1""",
-        (access_token, expires_at, refresh_token, scope, key, used_refresh_token),
+        (
+            access_token,
+            expires_at,
+            refresh_token,
+            scope,
+            key,
+            used_refresh_token,
+            UserStatus.ACTIVE,
+        ),
     ).fetchone()
     return row is not None
 
@@ -217,11 +258,11 @@ def mark_needs_reauth(
     """
     row = conn.execute(
         """update user_tokens
-              set status = 'needs_reauth', status_reason = %s, status_changed_at = now(),
+              set status = %s, status_reason = %s, status_changed_at = now(),
                   access_token = null, access_token_expires_at = null, updated_at = now()
-            where id = %s and refresh_token = %s and status = 'active'
+            where id = %s and refresh_token = %s and status = %s
         returning 1""",
-        (reason, key, used_refresh_token),
+        (UserStatus.NEEDS_REAUTH, reason, key, used_refresh_token, UserStatus.ACTIVE),
     ).fetchone()
     return row is not None
 
@@ -231,12 +272,12 @@ def user_overview(conn: psycopg.Connection) -> list[tuple]:
     return conn.execute(
         """select u.user_id, u.id, u.status, u.status_reason,
                   (select max(r.finished_at) from sync_run_users r
-                    where r.user_id = u.id and r.status = 'ok'),
+                    where r.user_id = u.id and r.status = %s),
                   (select count(*) from listening_history h where h.user_id = u.id),
                   u.authorized_at + make_interval(months => %s),
                   u.access_token_expires_at
              from user_tokens u order by u.id""",
-        (REFRESH_TOKEN_LIFETIME_MONTHS,),
+        (Outcome.OK, REFRESH_TOKEN_LIFETIME_MONTHS),
     ).fetchall()
 
 
@@ -265,16 +306,16 @@ def store_login(
                   access_token_expires_at, scope, authorized_at, status, status_reason,
                   status_changed_at, created_at, updated_at)
            values (%(user)s, %(refresh)s, %(access)s, %(expires)s, %(scope)s, %(now)s,
-                   'active', null, %(now)s, %(now)s, %(now)s)
+                   %(active)s, null, %(now)s, %(now)s, %(now)s)
            on conflict (user_id) do update set
                   refresh_token = excluded.refresh_token,
                   access_token = excluded.access_token,
                   access_token_expires_at = excluded.access_token_expires_at,
                   scope = excluded.scope,
                   authorized_at = excluded.authorized_at,
-                  status = 'active',
+                  status = excluded.status,
                   status_reason = null,
-                  status_changed_at = case when u.status <> 'active'
+                  status_changed_at = case when u.status <> excluded.status
                                            then excluded.status_changed_at
                                            else u.status_changed_at end,
                   updated_at = excluded.updated_at
@@ -286,6 +327,7 @@ def store_login(
             "expires": access_expires_at,
             "scope": scope,
             "now": now,
+            "active": UserStatus.ACTIVE,
         },
     ).fetchone()
     if before is None:
@@ -313,9 +355,9 @@ def replace_demo_user(conn: psycopg.Connection, user_id: str, zone: str) -> int:
         """insert into user_tokens (id, user_id, refresh_token, status, status_reason,
                   status_changed_at, time_zone)
            values (coalesce(%s, nextval(pg_get_serial_sequence('user_tokens', 'id'))), %s,
-                   null, 'demo', 'made-up history from python -m sync demo', now(), %s)
+                   null, %s, 'made-up history from python -m sync demo', now(), %s)
            returning id""",
-        (row[0] if row else None, user_id, zone),
+        (row[0] if row else None, user_id, UserStatus.DEMO, zone),
     ).fetchone()[0]
 
 
@@ -329,11 +371,11 @@ def remove_user(conn: psycopg.Connection, key: int, keep_history: bool) -> int:
     if keep_history:
         conn.execute(
             """update user_tokens
-                  set status = 'removed', status_reason = 'removed by the owner; history kept',
+                  set status = %s, status_reason = 'removed by the owner; history kept',
                       status_changed_at = now(), refresh_token = null, access_token = null,
                       access_token_expires_at = null, scope = null, updated_at = now()
                 where id = %s""",
-            (key,),
+            (UserStatus.REMOVED, key),
         )
         return 0
     plays = conn.execute(

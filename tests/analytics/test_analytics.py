@@ -12,6 +12,7 @@ import pytest
 
 from sync.analytics import upkeep as analytics
 from sync.db import schema
+from sync.store import aggregates
 from sync.store.rows import AlbumRow, ArtistRow, Play, TrackRow
 from tests.conftest import add_user
 from tests.support.analytics import rebuilt_snapshot, snapshot
@@ -33,7 +34,7 @@ def store(conn, key: int, plays: list[tuple[datetime, TrackRow]]) -> list[dateti
     """Insert API plays and refresh, in one transaction, as the pipeline does."""
     with conn.transaction():
         new = store_plays(conn, key, [Play(t, tr) for t, tr in plays])
-        analytics.refresh_days(conn, key, new)
+        aggregates.refresh_days(conn, key, new)
     return new
 
 
@@ -135,7 +136,7 @@ def test_estimate_is_track_length_capped_by_time_since_the_previous_play(conn):
             "values (%s, %s, %s, 5000, 1)",
             (key, t0 + timedelta(minutes=30), ids["spotify:track:t5"]),
         )
-        analytics.refresh_days(conn, key, [t0 + timedelta(minutes=30)])
+        aggregates.refresh_days(conn, key, [t0 + timedelta(minutes=30)])
     assert days(conn, key)[date(2026, 6, 1)] == (5, 465_000, 460_000)
     assert_equals_rebuild(conn, key)
 
@@ -164,7 +165,7 @@ def test_corrected_ms_played_replaces_the_estimate(conn):
             "where user_id = %s and played_at = %s",
             (key, t0),
         )
-        analytics.refresh_days(conn, key, [t0])
+        aggregates.refresh_days(conn, key, [t0])
     assert days(conn, key)[date(2026, 6, 1)] == (2, 201_234, 200_000)
     assert_equals_rebuild(conn, key)
 
@@ -349,6 +350,15 @@ def test_views_show_nothing_to_a_role_without_a_policy(conn):
     """security_invoker views keep row level security: an API role sees no rows."""
     key = user_with_zone(conn, "UTC")
     store(conn, key, [(datetime(2026, 5, 1, tzinfo=UTC), track(1))])
+    conn.execute(
+        "with i as (insert into spoken_items (kind, show, name) values (1, 'Show', 'Ep') "
+        "returning id) insert into spoken_plays (played_at, user_id, item_id, ms_played, source) "
+        "select '2026-05-01 10:00Z', %s, id, 600000, 1 from i",
+        (key,),
+    )
+    views = [r[0] for r in conn.execute(
+        "select viewname from pg_views where schemaname = 'public' order by 1")]  # fmt: skip
+    assert {"plays", "top_tracks", "spoken_plays_view"} <= set(views)  # every view, new ones too
     role = f"shs_anon_{key}_{id(conn) % 100000}"
     conn.execute(f'create role "{role}"')
     try:
@@ -356,12 +366,11 @@ def test_views_show_nothing_to_a_role_without_a_policy(conn):
         conn.execute(f'grant execute on all functions in schema public to "{role}"')
         with conn.transaction() as tx:
             conn.execute(f'set local role "{role}"')
-            for view in ("top_tracks", "top_artists", "top_albums", "listening_period_totals",
-                         "listening_streaks", "listening_daily", "listening_heatmap",
-                         "listening_entities_by_day"):  # fmt: skip
+            for view in views:
                 assert conn.execute(f"select count(*) from {view}").fetchone()[0] == 0, view
             raise psycopg.Rollback(tx)
-        assert conn.execute("select count(*) from top_tracks").fetchone()[0] > 0  # the owner
+        for view in ("top_tracks", "spoken_plays_view"):  # the owner sees them
+            assert conn.execute(f"select count(*) from {view}").fetchone()[0] > 0, view
     finally:
         conn.execute(f'drop owned by "{role}"')
         conn.execute(f'drop role "{role}"')

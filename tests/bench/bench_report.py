@@ -26,9 +26,10 @@ from pathlib import Path
 import psycopg
 
 from sync.analytics import upkeep as analytics
-from sync.commands.report import cmd_report
+from sync.commands.report import ReportOptions, cmd_report
 from sync.config import load_settings
 from sync.db import schema
+from tests.bench import common
 from tests.bench.bench_analytics import USER, admin_url, generate, machine_reference
 from tests.support.pg import with_dbname
 
@@ -58,13 +59,7 @@ def database(args: argparse.Namespace, name: str) -> Iterator[tuple[str, str]]:
 
 def prepare(url: str, admin: str, args: argparse.Namespace) -> None:
     """The generated history with its aggregates, unless --reuse finds it already there."""
-    with psycopg.connect(admin, autocommit=True) as a:
-        exists = a.execute("select 1 from pg_database where datname = %s", (DB_NAME,)).fetchone()
-        if exists and not args.reuse:
-            a.execute(f'drop database "{DB_NAME}" with (force)')
-            exists = None
-        if not exists:
-            a.execute(f'create database "{DB_NAME}"')
+    common.bench_database(admin, DB_NAME, args.reuse)
     with psycopg.connect(url) as conn:
         schema.migrate(conn)
         row = conn.execute(
@@ -106,13 +101,10 @@ def main(argv: list[str] | None = None) -> int:
             times = []
             path = out / f"report-{period}.html"
             for _ in range(args.runs):
-                ns = argparse.Namespace(
-                    user=USER, period=period, out=str(path), out_dir=str(out), all=False,
-                    open=False, images=False,
-                )  # fmt: skip
+                flags = ReportOptions(user=USER, period=period, out=str(path), out_dir=str(out))
                 started = time.perf_counter()
                 with redirect_stdout(io.StringIO()):
-                    cmd_report(ns, settings)
+                    cmd_report(settings, flags)
                 times.append(time.perf_counter() - started)
             size = path.stat().st_size
             print(

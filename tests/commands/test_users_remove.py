@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import subprocess
@@ -34,6 +33,11 @@ def with_history(conn: psycopg.Connection, user_id: str, plays: int) -> int:
     run_id = runs_store.open_run(conn, "manual", None, timedelta(minutes=5)).run_id
     result = {"status": "ok", "started_at": NOW.isoformat(), "fetched": plays}
     outcome.save(conn, key, 0, run_id, result, parsed)  # plays, analytics, run record
+    item = conn.execute(  # and an imported podcast episode (spoken_plays, sql/009)
+        "insert into spoken_items (kind, show, name) values (1, %s, 'E') returning id", (user_id,)
+    ).fetchone()[0]
+    conn.execute("insert into spoken_plays (played_at, user_id, item_id, ms_played, source) "
+                 "values (%s, %s, %s, 600000, 2)", (NOW, key, item))  # fmt: skip
     return key
 
 
@@ -66,8 +70,8 @@ def remove(db_url, user, *, yes=False, keep=False, answer=None):
             raise EOFError
         return answer
 
-    args = argparse.Namespace(user=user, yes=yes, keep_history=keep)
-    code = cmd_remove_user(args, settings_for(db_url), read_line=read_line, out=out)
+    code = cmd_remove_user(settings_for(db_url), user, yes=yes, keep_history=keep,
+                           read_line=read_line, out=out)  # fmt: skip
     return code, out.getvalue()
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from sync.db import locks, schema
 from sync.errors import UserError
-from tests.support.pg import PgCluster, with_dbname
+from tests.support.pg import PgCluster, round_trips, with_dbname
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -272,26 +272,11 @@ def test_a_numbered_file_changed_after_it_was_applied_warns_only(empty_db_url, t
     assert "append-only" in caplog.text
 
 
-def _round_trips(conn: psycopg.Connection, action) -> int:
-    """Round trips to the server during action(), counted from libpq's protocol trace
-    (each ends with the server's ReadyForQuery): what the wire saw, nothing mocked."""
-    with tempfile.TemporaryFile() as trace:
-        conn.pgconn.trace(trace.fileno())
-        conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
-        try:
-            action()
-        finally:
-            conn.pgconn.untrace()
-        trace.seek(0)
-        lines = trace.read().decode(errors="replace").splitlines()
-    return sum(1 for line in lines if line.startswith("B") and "ReadyForQuery" in line)
-
-
 @pytest.mark.parametrize("autocommit", [False, True])
 def test_an_up_to_date_migrate_is_one_round_trip(db_url, autocommit):
     with psycopg.connect(db_url, autocommit=autocommit, prepare_threshold=None) as conn:
         applied = []
-        assert _round_trips(conn, lambda: applied.extend(schema.migrate(conn))) == 1
+        assert round_trips(conn, lambda: applied.extend(schema.migrate(conn))) == 1
         assert applied == []
         assert conn.autocommit is autocommit
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE

@@ -164,7 +164,7 @@ def test_paths_that_are_not_an_export_are_refused_with_a_fix(tmp_path):
 
 
 # -- rules ----------------------------------------------------------------------------
-def test_incognito_short_podcast_audiobook_video_and_duplicates_are_skipped_and_counted(
+def test_incognito_short_video_and_duplicates_are_skipped_and_counted_episodes_kept_apart(
     db_url, conn, tmp_path
 ):
     key = add_user(conn)
@@ -183,10 +183,11 @@ def test_incognito_short_podcast_audiobook_video_and_duplicates_are_skipped_and_
     result = do_import(db_url, key, tmp_path)
     assert counts(result) == {
         "entries": 10, "new": 2, "matched": 0, "already": 1, "replaced": 0,
-        "skipped": {"incognito": 1, "short": 1, "podcast": 2, "audiobook": 1, "video": 1,
-                    "duplicate": 1},
+        "skipped": {"incognito": 1, "short": 1, "video": 1, "duplicate": 1},
     }  # fmt: skip
     assert stored(conn, key) == [(T0, uri(1), 180_000, 1), (T0 + minutes(29), uri(4), 180_000, 1)]
+    # the episodes and the chapter are not music: stored apart (tests/history_import/test_spoken.py)
+    assert (result.total("episodes"), result.total("chapters")) == (2, 1)
 
 
 def test_min_seconds_changes_the_threshold(db_url, conn, tmp_path):
@@ -196,22 +197,6 @@ def test_min_seconds_changes_the_threshold(db_url, conn, tmp_path):
     result = do_import(db_url, key, tmp_path, min_ms=60_000)
     assert result.total("new") == 0 and result.skipped() == {"short": 2}
     assert do_import(db_url, key, tmp_path, min_ms=0).total("new") == 2
-
-
-def test_podcasts_are_stored_as_episodes_when_asked_for(db_url, conn, tmp_path):
-    key = add_user(conn)
-    write(tmp_path / "Streaming_History_Audio_2024_0.json", [episode(T0, 7)])
-    write(tmp_path / "StreamingHistory_podcast_0.json", [podcast(T0 + minutes(30))])
-    result = do_import(db_url, key, tmp_path, include_podcasts=True)
-    assert result.total("new") == 2
-    assert conn.execute(
-        """select t.uri, t.name, al.uri, (select count(*) from track_artists ta
-                                          where ta.track_id = t.id)
-             from tracks t left join albums al on al.id = t.album_id order by t.uri"""
-    ).fetchall() == [
-        ("spotify:episode:ep" + "7".zfill(20), "Episode 7", "spotify:export-show:A Show", 0),
-        ("spotify:export-episode:A Show:Ep", "Ep", "spotify:export-show:A Show", 0),
-    ]
 
 
 # -- malformed files -----------------------------------------------------------------

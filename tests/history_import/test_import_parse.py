@@ -9,12 +9,14 @@ import pytest
 
 from sync.history_import.parse import (
     ACCOUNT,
+    ACCOUNT_AUDIOBOOK,
     ACCOUNT_PODCAST,
     EXTENDED,
     EXTENDED_VIDEO,
-    KIND_EPISODE,
     KIND_NAMED_TRACK,
     KIND_TRACK,
+    SPOKEN_CHAPTER,
+    SPOKEN_EPISODE,
     ExportFormatError,
     ParseOptions,
     classify,
@@ -51,6 +53,7 @@ def parse(entries, kind=EXTENDED, name="Streaming_History_Audio_2024_0.json", **
         ("MyData/StreamingHistory_music_12.json", ACCOUNT),
         ("StreamingHistory0.json", ACCOUNT),
         ("StreamingHistory_podcast_0.json", ACCOUNT_PODCAST),
+        ("StreamingHistory_audiobook_0.json", ACCOUNT_AUDIOBOOK),
         ("streaming_history_audio_2020_1.JSON", EXTENDED),
         ("MyData/Userdata.json", None),
         ("MyData/Playlist1.json", None),
@@ -67,6 +70,9 @@ def test_sniffing_a_renamed_file_by_its_first_bytes():
     assert sniff(dumps([extended(T0)]).encode()[:4096]) == EXTENDED
     assert sniff(dumps([account(T0)]).encode()[:4096]) == ACCOUNT
     assert sniff(dumps([podcast(T0)]).encode()[:4096]) == ACCOUNT_PODCAST
+    chapter = {"endTime": "2024-05-06 18:43", "audiobookName": "B", "chapterName": "C",
+               "msPlayed": 1}  # fmt: skip
+    assert sniff(dumps([chapter]).encode()) == ACCOUNT_AUDIOBOOK
     assert sniff(b'{"playlists": []}') is None
 
 
@@ -94,8 +100,8 @@ def test_extended_skip_rules_each_counted_under_its_first_reason():
     parsed = parse(entries)
     assert parsed.entries == 8
     assert [r[2] for r in rows(parsed)] == [uri(1), uri(4)]
-    assert parsed.skipped == {"incognito": 1, "short": 1, "podcast": 2, "audiobook": 1,
-                              "no_track": 1}  # fmt: skip
+    assert parsed.skipped == {"incognito": 2, "short": 1, "no_track": 1}
+    assert [r[0] for r in parsed.spoken] == [SPOKEN_EPISODE, SPOKEN_CHAPTER]  # apart from music
 
 
 def test_min_seconds_threshold_is_an_option():
@@ -111,11 +117,15 @@ def test_row_without_uri_but_with_names_is_a_named_track():
     assert row[2:4] == ("spotify:export:Me:Local Song", KIND_NAMED_TRACK)
 
 
-def test_episodes_are_rows_only_when_podcasts_are_asked_for():
-    parsed = parse([episode(T0, 7)], include_podcasts=True)
-    (row,) = rows(parsed)
-    assert row[2:] == ("spotify:episode:ep" + "7".zfill(20), KIND_EPISODE, "Episode 7", None,
-                       "A Show")  # fmt: skip
+def test_episodes_and_chapters_are_spoken_rows_not_tracks():
+    parsed = parse([episode(T0, 7), audiobook(T0 + timedelta(minutes=20))])
+    assert parsed.rows == 0 and parsed.refs == []
+    assert parsed.spoken == [
+        (SPOKEN_EPISODE, "spotify:episode:ep" + "7".zfill(20), "A Show", "Episode 7",
+         "2024-05-06T18:43:21.000Z", 600_000),
+        (SPOKEN_CHAPTER, "spotify:chapter:chap000000000000000001", "A Book", "Chapter 1",
+         "2024-05-06T19:03:21.000Z", 600_000),
+    ]  # fmt: skip
 
 
 def test_account_data_rows_are_minute_precision_named_tracks():
@@ -129,17 +139,18 @@ def test_account_data_rows_are_minute_precision_named_tracks():
          "Song 2", "Artist 2", None),
     ]  # fmt: skip
     assert parsed.ts_ms == [int(T0.replace(second=0).timestamp() * 1000)]
-    assert parsed.skipped == {"short": 1, "podcast": 1}
+    assert parsed.skipped == {"short": 1}
+    assert [r[:4] for r in parsed.spoken] == [(SPOKEN_EPISODE, None, "A Show", "Ep")]
 
 
-def test_video_and_podcast_files_are_counted_and_skipped_unless_asked_for():
+def test_video_files_are_skipped_unless_asked_for_and_podcast_files_are_spoken_rows():
     video = parse([extended(T0), extended(T0, 2)], kind=EXTENDED_VIDEO)
     assert video.rows == 0 and video.skipped == {"video": 2}
     assert parse([episode(T0), extended(T0)], kind=EXTENDED_VIDEO, include_video=True).rows == 1
     pods = parse([podcast(T0)], kind=ACCOUNT_PODCAST, name="StreamingHistory_podcast_0.json")
-    assert pods.rows == 0 and pods.skipped == {"podcast": 1}
-    asked = parse([podcast(T0)], kind=ACCOUNT_PODCAST, include_podcasts=True)
-    assert rows(asked)[0][2] == "spotify:export-episode:A Show:Ep"
+    assert pods.rows == 0 and pods.skipped == {}
+    assert pods.spoken == [(SPOKEN_EPISODE, None, "A Show", "Ep", "2024-05-06T18:43:00.000Z",
+                            600_000)]  # fmt: skip
 
 
 def test_names_are_kept_exactly_even_with_control_characters_and_non_ascii():
@@ -294,17 +305,15 @@ def test_importing_a_truncated_file_is_one_line_exit_2_and_writes_nothing(run, c
 
 
 def test_rows_of_a_video_file_count_under_the_first_reason_that_applies():
-    """docs/import.md's order holds in a Streaming_History_Video_* file too: podcast and
-    audiobook come before video, so an episode row counts as podcast."""
+    """docs/import.md's order holds in a Streaming_History_Video_* file too: its episode
+    and chapter rows are kept (apart from music) before the rest counts as video."""
     entries = [episode(T0), extended(T0, 2), audiobook(T0 + timedelta(minutes=20))]
     name = "Streaming_History_Video_2020-2024.json"
     video = parse(entries, kind=EXTENDED_VIDEO, name=name)
     assert video.rows == 0
-    assert video.skipped == {"podcast": 1, "video": 1, "audiobook": 1}
-    # podcasts asked for but not video: the episode is skipped for the next reason, video
-    pods = parse(entries, kind=EXTENDED_VIDEO, name=name, include_podcasts=True)
-    assert pods.rows == 0 and pods.skipped == {"video": 2, "audiobook": 1}
-    # video asked for: the track is stored, the episode still counts as podcast
+    assert video.skipped == {"video": 1}
+    assert [r[0] for r in video.spoken] == [SPOKEN_EPISODE, SPOKEN_CHAPTER]
+    # video asked for: the track is stored, the episode and the chapter are still spoken
     both = parse(entries, kind=EXTENDED_VIDEO, name=name, include_video=True)
     assert [r[3] for r in rows(both)] == [KIND_TRACK]
-    assert both.skipped == {"podcast": 1, "audiobook": 1}
+    assert both.skipped == {} and len(both.spoken) == 2

@@ -17,10 +17,7 @@ import pytest
 
 from sync.history_import.parse import (
     ACCOUNT,
-    ACCOUNT_PODCAST,
     EXTENDED,
-    KIND_EPISODE,
-    KIND_NAMED_EPISODE,
     KIND_NAMED_TRACK,
     KIND_TRACK,
     ParseOptions,
@@ -29,7 +26,7 @@ from sync.history_import.parse import (
 from sync.store import imports as store
 from sync.store.catalogue import NAME_IN_URI_MAX, placeholder
 from sync.store.sources import song_key
-from tests.support.export_fakes import account, dumps, episode, extended, podcast, uri
+from tests.support.export_fakes import account, dumps, extended, uri
 
 T0 = datetime(2024, 5, 6, 18, 43, 21, tzinfo=UTC)
 LONG = "L" * 310  # longer than NAME_IN_URI_MAX
@@ -79,12 +76,6 @@ CASES = [
          extended(T0, 1, name="Local", artist="Me", album="Disc") | {"spotify_track_uri": None},
          EXTENDED, "spotify:export:Me:Local", "spotify:export-artist:Me",
          "spotify:export-album:Me:Disc"),
-    Case("an episode is its URI, its show the album, no artist", (), episode(T0, 7), EXTENDED,
-         f"spotify:episode:ep{7:020d}", None, "spotify:export-show:A Show"),
-    Case("an account-data episode gets a placeholder of show and name", (), podcast(T0),
-         ACCOUNT_PODCAST, "spotify:export-episode:A Show:Ep", None, "spotify:export-show:A Show"),
-    Case("a named episode matches a stored one by its names", ((REAL, "EP", ""),), podcast(T0),
-         ACCOUNT_PODCAST, REAL, same_key=True),
 ]  # fmt: skip
 
 
@@ -92,7 +83,7 @@ def _ref(case: Case) -> tuple:
     """The Python side: the ref the parser stages for the case's entry."""
     data = dumps([case.entry]).encode()
     name = "endsong_0.json" if case.kind == EXTENDED else "StreamingHistory_music_0.json"
-    parsed = parse_file(name, data, case.kind, ParseOptions(include_podcasts=True))
+    parsed = parse_file(name, data, case.kind, ParseOptions())
     assert len(parsed.refs) == 1
     return parsed.refs[0]
 
@@ -100,14 +91,13 @@ def _ref(case: Case) -> tuple:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_python_and_sql_resolve_the_same_song(conn, case):
     ref, kind, track, artist, album = _ref(case)
-    if kind in (KIND_NAMED_TRACK, KIND_NAMED_EPISODE):  # Python's placeholder is SQL's
-        what, by = ("track", artist) if kind == KIND_NAMED_TRACK else ("episode", album)
-        assert ref == placeholder(what, by, track)
-        sql = conn.execute("select catalogue_placeholder(%s, %s, %s)", (what, by, track))
+    if kind == KIND_NAMED_TRACK:  # Python's placeholder is SQL's
+        assert ref == placeholder("track", artist, track)
+        sql = conn.execute("select catalogue_placeholder('track', %s, %s)", (artist, track))
         assert sql.fetchone()[0] == ref
     else:
-        assert kind in (KIND_TRACK, KIND_EPISODE)
-        assert ref == (case.entry.get("spotify_track_uri") or case.entry["spotify_episode_uri"])
+        assert kind == KIND_TRACK
+        assert ref == case.entry["spotify_track_uri"]
     with conn.transaction():
         ids = {}
         for s_uri, s_name, s_artist in case.stored:
@@ -142,11 +132,9 @@ def test_python_and_sql_resolve_the_same_song(conn, case):
     [
         ("track", "Artist", "Song", "spotify:export:Artist:Song"),
         ("track", None, "Song", "spotify:export::Song"),
-        ("episode", "A Show", "Ep 1", "spotify:export-episode:A Show:Ep 1"),
         ("artist", None, "Artist", "spotify:export-artist:Artist"),
         ("album", "Artist", "Album", "spotify:export-album:Artist:Album"),
         ("album", None, "Album", "spotify:export-album::Album"),
-        ("show", None, "A Show", "spotify:export-show:A Show"),
         ("track", "é" * 301, "ß" * 400, f"spotify:export:{'é' * 300}:{'ß' * 300}"),
         ("artist", None, "🔥" * 301, f"spotify:export-artist:{'🔥' * 300}"),
     ],

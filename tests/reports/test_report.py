@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import webbrowser
@@ -13,6 +12,7 @@ import pytest
 
 from sync.analytics.listening import Period
 from sync.commands import report as report_command
+from sync.commands.report import ReportOptions
 from sync.config import load_settings
 from sync.reports import html as html_report
 from sync.reports.data import ReportData, load_report
@@ -171,11 +171,11 @@ def test_command_writes_one_file_per_user_and_prints_paths(run, conn, alice):
 
 
 # -- issue 16: the file's size, --open without a browser, an empty period ---------------
-def _report_args(tmp_path, **kw) -> argparse.Namespace:
+def _report_args(tmp_path, **kw) -> ReportOptions:
     values = dict(period="4w", user=None, all=False, out=str(tmp_path / "r.html"),
                   out_dir=str(tmp_path), images=False, open=False)  # fmt: skip
     values.update(kw)
-    return argparse.Namespace(**values)
+    return ReportOptions(**values)
 
 
 def test_written_bytes_are_the_file_s_size_not_its_characters(
@@ -185,7 +185,7 @@ def test_written_bytes_are_the_file_s_size_not_its_characters(
     conn.execute("update artists set name = 'Beyoncé' where uri = 'spotify:artist:h1'")
     settings = load_settings({"DATABASE_URL": db_url})
     with caplog.at_level(logging.INFO, logger="sync.commands.report"):
-        assert report_command.cmd_report(_report_args(tmp_path), settings) == 0
+        assert report_command.cmd_report(settings, _report_args(tmp_path)) == 0
     path = tmp_path / "r.html"
     text = path.read_text(encoding="utf-8")
     assert "Sigur Rós" in text and "Beyoncé" in text
@@ -208,7 +208,7 @@ def test_open_without_a_browser_says_so_with_the_file_url(
 
     settings = load_settings({"DATABASE_URL": db_url})
     args = _report_args(tmp_path, open=True)
-    assert report_command.cmd_report(args, settings, opener=opener) == 0
+    assert report_command.cmd_report(settings, args, opener=opener) == 0
     url = (tmp_path / "r.html").resolve().as_uri()
     assert opened == [url]
     out = capsys.readouterr().out.splitlines()
@@ -221,7 +221,7 @@ def test_open_with_a_browser_prints_only_the_path(conn, alice, db_url, tmp_path,
     opened: list[str] = []
     assert (
         report_command.cmd_report(
-            _report_args(tmp_path, open=True), settings, opener=lambda u: opened.append(u) or True
+            settings, _report_args(tmp_path, open=True), opener=lambda u: opened.append(u) or True
         )
         == 0
     )

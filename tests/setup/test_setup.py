@@ -23,7 +23,8 @@ import responses
 from dotenv import dotenv_values
 
 from sync.cli import build_parser
-from sync.commands.setup import cmd_setup
+from sync.commands import options_from
+from sync.commands.setup import SetupOptions, cmd_setup
 from sync.doctor.checkup import FAIL, OK, WARN
 from sync.errors import UserError
 from sync.redact import Redactor
@@ -80,8 +81,8 @@ def setup(argv: list[str], env: dict[str, str], person: Person | None = None,
         sio.read_line, sio.read_secret = person.line, person.secret
     else:
         sio.read_line = sio.read_secret = _no_prompt
-    args = build_parser().parse_args(["setup", *argv])
-    code = cmd_setup(args, None, io=sio, env=env)
+    flags = options_from(SetupOptions, build_parser().parse_args(["setup", *argv]))
+    code = cmd_setup(flags, io=sio, env=env)
     return code, out.getvalue(), fake
 
 
@@ -481,7 +482,7 @@ def _spotify_step(person: Person, env: dict[str, str]):
 
     sio = SetupIO(out=person.out, interactive=True, read_line=person.line,
                   read_secret=person.secret, now=lambda: NOW, redactor=Redactor())  # fmt: skip
-    return spotify_step(sio, build_parser().parse_args(["setup"]), env)
+    return spotify_step(sio, SetupOptions(), env)
 
 
 OFFLINE_ENV = {

@@ -6,7 +6,6 @@ redirects (like Spotify's consent page after "Agree") to the local callback serv
 
 from __future__ import annotations
 
-import argparse
 import io
 import re
 import socket
@@ -166,8 +165,8 @@ def test_cmd_login_prints_who_and_when_to_sign_in_again_but_no_token(db_url, con
     settings = make_settings(db_url, standin)
     out = io.StringIO()
     code = cmd_login(
-        argparse.Namespace(headless=True),
         settings,
+        headless=True,
         io=make_io(out=out, read_line=paste_from(standin, out)),
     )
     text = out.getvalue()
@@ -464,7 +463,7 @@ def test_cmd_login_says_a_user_needing_reauth_is_active_again(db_url, conn, stan
     conn.execute("update user_tokens set status_reason = 'Refresh token revoked'")
     settings = make_settings(db_url, standin)
     out = io.StringIO()
-    cmd_login(argparse.Namespace(headless=True), settings,
+    cmd_login(settings, headless=True,
               io=make_io(out=out, read_line=paste_from(standin, out)))  # fmt: skip
     text = out.getvalue()
     assert f"Signed in again as Spotify user alice (user-{key}): new refresh token stored" in text

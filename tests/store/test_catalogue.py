@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from sync.analytics import upkeep as analytics
 from sync.job.transform import parse_items
+from sync.store import aggregates
 from sync.store import plays as plays_store
 from sync.store.sources import song_key
 from tests.conftest import add_user
@@ -52,7 +52,7 @@ def store(conn: psycopg.Connection, key: int, items: list[dict]) -> list[datetim
     plays, _ = parse_items(items)
     with conn.transaction():
         new = store_plays(conn, key, plays)
-        analytics.refresh_days(conn, key, new)
+        aggregates.refresh_days(conn, key, new)
     return new
 
 

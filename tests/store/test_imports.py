@@ -4,7 +4,6 @@ one line."""
 
 from __future__ import annotations
 
-import tempfile
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -13,6 +12,7 @@ import pytest
 from sync.errors import UserError
 from sync.store import imports as store
 from tests.conftest import add_user
+from tests.support.pg import round_trips
 
 T0 = datetime(2024, 5, 6, 18, 0, 0, tzinfo=UTC)
 KEYS = """select conrelid::regclass::text, conname, pg_get_constraintdef(oid) from pg_constraint
@@ -28,21 +28,6 @@ def _plays(conn, key: int) -> list[tuple]:
     ).fetchall()
 
 
-def _round_trips(conn: psycopg.Connection, action) -> int:
-    """Round trips during action(), from libpq's protocol trace (each ends with the server's
-    ReadyForQuery): what the wire saw, nothing mocked."""
-    with tempfile.TemporaryFile() as trace:
-        conn.pgconn.trace(trace.fileno())
-        conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
-        try:
-            action()
-        finally:
-            conn.pgconn.untrace()
-        trace.seek(0)
-        lines = trace.read().decode(errors="replace").splitlines()
-    return sum(1 for line in lines if line.startswith("B") and "ReadyForQuery" in line)
-
-
 def test_a_file_s_tracks_are_resolved_in_two_round_trips_however_many(db_url):
     refs = [(f"spotify:track:t{n:020d}", 0, f"Song {n}", f"Artist {n % 7}", f"Album {n % 3}")
             for n in range(300)] + [
@@ -51,9 +36,9 @@ def test_a_file_s_tracks_are_resolved_in_two_round_trips_however_many(db_url):
     with psycopg.connect(db_url, prepare_threshold=None) as conn, conn.transaction():
         conn.execute("select catalogue_import_stage()")
         got: dict[str, int] = {}
-        assert _round_trips(conn, lambda: got.update(store.resolve_tracks(conn, refs, False))) == 2
+        assert round_trips(conn, lambda: got.update(store.resolve_tracks(conn, refs, False))) == 2
         assert sorted(got) == sorted(r[0] for r in refs)
-        assert _round_trips(conn, lambda: store.resolve_tracks(conn, refs[:1], False)) == 2
+        assert round_trips(conn, lambda: store.resolve_tracks(conn, refs[:1], False)) == 2
         assert conn.execute("select count(*) from tracks").fetchone()[0] == 500
 
 

@@ -69,3 +69,18 @@ class PgCluster:
         finally:
             if self._server is not None:
                 self._server.cleanup()
+
+
+def round_trips(conn: psycopg.Connection, action) -> int:
+    """Round trips to the server during action(), counted from libpq's protocol trace
+    (each ends with the server's ReadyForQuery): what the wire saw, nothing mocked."""
+    with tempfile.TemporaryFile() as trace:
+        conn.pgconn.trace(trace.fileno())
+        conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            action()
+        finally:
+            conn.pgconn.untrace()
+        trace.seek(0)
+        lines = trace.read().decode(errors="replace").splitlines()
+    return sum(1 for line in lines if line.startswith("B") and "ReadyForQuery" in line)

@@ -27,7 +27,8 @@ from urllib.parse import urlparse
 from dotenv import dotenv_values
 
 from sync.cli import build_parser, configure_logging
-from sync.commands.setup import cmd_setup
+from sync.commands import options_from
+from sync.commands.setup import SetupOptions, cmd_setup
 from sync.redact import Redactor
 from sync.setup.prompts import SetupIO
 from tests.support import fake_gh
@@ -47,9 +48,9 @@ def _session(out: io.StringIO, env: dict[str, str], answers: list) -> int:
     sio = SetupIO(out=out, interactive=True, read_line=person.line, read_secret=person.secret,
                   sleep=lambda s: None, clock=lambda: 0.0, now=lambda: NOW,
                   redactor=Redactor())  # fmt: skip
-    args = build_parser().parse_args(["setup", "--headless"])
+    flags = options_from(SetupOptions, build_parser().parse_args(["setup", "--headless"]))
     with redirect_stdout(out), redirect_stderr(out), _logging_to_stderr(sio.redactor):
-        code = cmd_setup(args, None, io=sio, env=env)
+        code = cmd_setup(flags, io=sio, env=env)
     out.write(f"$ echo $?\n{code}\n")
     return code
 
