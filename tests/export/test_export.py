@@ -34,7 +34,8 @@ from tests.support.export_fakes import (
     write_zip,
 )
 from tests.support.spotify_fakes import item
-from tests.support.store import store_plays
+from tests.support.store import plays_of, store_plays
+from tests.support.store import spoken_of as store_spoken_of
 
 T0 = datetime(2024, 5, 6, 18, 0, 0, tzinfo=UTC)
 EXT = "Spotify Extended Streaming History/Streaming_History_Audio_2024_0.json"
@@ -71,29 +72,9 @@ def sync_plays(conn, key, items) -> None:
         store_plays(conn, key, plays)
 
 
-def plays_of(url: str, key: int) -> list[tuple]:
-    """(played_at, uri, track, primary artist, ms_played, source, duration_ms) oldest first."""
-    with psycopg.connect(url) as c:
-        return c.execute(
-            """select h.played_at, t.uri, t.name, a.name, h.ms_played, h.source, t.duration_ms
-                 from listening_history h join tracks t on t.id = h.track_id
-                 left join track_artists ta on ta.track_id = t.id and ta.position = 0
-                 left join artists a on a.id = ta.artist_id
-                where h.user_id = %s order by h.played_at""",
-            (key,),
-        ).fetchall()
-
-
 def spoken_of(url: str, key: int) -> list[tuple]:
     """(end second, kind, uri, show, name, ms_played) of the podcast and audiobook plays."""
-    with psycopg.connect(url) as c:
-        return c.execute(
-            """select date_trunc('second', p.played_at), i.kind, i.uri, i.show, i.name,
-                      p.ms_played
-                 from spoken_plays p join spoken_items i on i.id = p.item_id
-                where p.user_id = %s order by p.played_at""",
-            (key,),
-        ).fetchall()
+    return [(at.replace(microsecond=0), *rest) for at, *rest in store_spoken_of(url, key)]
 
 
 def entries(archive: Path) -> dict[str, list[dict]]:

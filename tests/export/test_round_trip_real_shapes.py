@@ -27,6 +27,7 @@ from sync.history_import.files import find_sources
 from sync.history_import.importer import import_export
 from sync.history_import.parse import ParseOptions
 from tests.conftest import add_user
+from tests.support.store import plays_of, spoken_of
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "exports"
 
@@ -89,17 +90,8 @@ def do_import(url: str, key: int, path: Path, only: str = ""):
 
 def music(url: str, key: int) -> list[tuple]:
     """(end second, track by URI or names, ms_played, played_at) oldest first."""
-    with psycopg.connect(url) as c:
-        rows = c.execute(
-            """select h.played_at, t.uri, t.name, a.name, h.ms_played
-                 from listening_history h join tracks t on t.id = h.track_id
-                 left join track_artists ta on ta.track_id = t.id and ta.position = 0
-                 left join artists a on a.id = ta.artist_id
-                where h.user_id = %s order by h.played_at""",
-            (key,),
-        ).fetchall()
     out = []
-    for at, uri, name, artist, ms in rows:
+    for at, uri, name, artist, ms, *_ in plays_of(url, key):
         song = uri if uri.startswith("spotify:track:") else (name, artist)
         out.append((int(at.timestamp()), song, ms, at))
     return out
@@ -107,16 +99,9 @@ def music(url: str, key: int) -> list[tuple]:
 
 def spoken(url: str, key: int) -> list[tuple]:
     """(end second, item by URI or by kind, show and name, ms_played, played_at)."""
-    with psycopg.connect(url) as c:
-        rows = c.execute(
-            """select p.played_at, i.kind, i.uri, i.show, i.name, p.ms_played
-                 from spoken_plays p join spoken_items i on i.id = p.item_id
-                where p.user_id = %s order by p.played_at, i.id""",
-            (key,),
-        ).fetchall()
     return [
         (int(at.timestamp()), uri or (kind, show.lower(), name.lower()), ms, at)
-        for at, kind, uri, show, name, ms in rows
+        for at, kind, uri, show, name, ms in spoken_of(url, key)
     ]
 
 

@@ -27,3 +27,29 @@ def upsert_tracks(conn: psycopg.Connection, tracks: Iterable[TrackRow]) -> dict[
 
 def refresh_tracks(conn: psycopg.Connection, track_ids: Iterable[int]) -> None:
     conn.execute("select analytics_refresh_tracks(%s::integer[])", (sorted(set(track_ids)),))
+
+
+def plays_of(url: str, key: int) -> list[tuple]:
+    """(played_at, uri, track, primary artist, ms_played, source, duration_ms) of a user's
+    music plays, oldest first: what an export and an import must keep."""
+    with psycopg.connect(url) as c:
+        return c.execute(
+            """select h.played_at, t.uri, t.name, a.name, h.ms_played, h.source, t.duration_ms
+                 from listening_history h join tracks t on t.id = h.track_id
+                 left join track_artists ta on ta.track_id = t.id and ta.position = 0
+                 left join artists a on a.id = ta.artist_id
+                where h.user_id = %s order by h.played_at""",
+            (key,),
+        ).fetchall()
+
+
+def spoken_of(url: str, key: int) -> list[tuple]:
+    """(played_at, kind, uri, show, name, ms_played) of a user's podcast and audiobook plays,
+    oldest first."""
+    with psycopg.connect(url) as c:
+        return c.execute(
+            """select p.played_at, i.kind, i.uri, i.show, i.name, p.ms_played
+                 from spoken_plays p join spoken_items i on i.id = p.item_id
+                where p.user_id = %s order by p.played_at, i.id""",
+            (key,),
+        ).fetchall()
