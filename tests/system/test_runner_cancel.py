@@ -12,9 +12,7 @@ the run left behind. The `child` case runs the script from before the `exec`
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,13 +23,12 @@ import pytest
 import yaml
 
 from tests.conftest import add_user
+from tests.support.runner import SIGTERM_AFTER, STEP_SHELL, cancel_like_the_runner, kill_group
 from tests.support.spotify_fakes import window
 from tests.support.standin import Standin
 from tests.test_workflows import ROOT, SYNC, sync_script
 
 NEWEST = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-SIGTERM_AFTER = 7.5  # the runner's schedule after its SIGINT
-KILL_AFTER = 2.5
 USERS = 160  # with LATENCY and 4 workers a whole run takes ~20 s: longer than the schedule
 LATENCY = 0.25  # seconds per stand-in request
 BEFORE_EXEC = "467f921"  # the last sync.yml whose Sync step ran the sync as a child of bash
@@ -54,35 +51,6 @@ def _script(version: str) -> str:
         pytest.skip(f"git history with {BEFORE_EXEC} is not available (a shallow clone?)")
     steps = yaml.safe_load(old)["jobs"]["sync"]["steps"]
     return next(s["run"] for s in steps if s.get("name") == "Sync")
-
-
-def _cancel_like_the_runner(proc: subprocess.Popen, after_sigint) -> tuple[float, str]:
-    """SIGINT to bash's pid only, SIGTERM 7.5 s later, the group killed 2.5 s after that.
-
-    Returns the seconds from the SIGINT to bash's exit, and what ended it."""
-    os.kill(proc.pid, signal.SIGINT)
-    sent = time.monotonic()
-    after_sigint()
-    try:
-        proc.wait(timeout=SIGTERM_AFTER)
-        return time.monotonic() - sent, "itself"
-    except subprocess.TimeoutExpired:
-        pass
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=KILL_AFTER)
-        ended = "SIGTERM"
-    except subprocess.TimeoutExpired:
-        ended = "kill"
-    seconds = time.monotonic() - sent
-    _kill_group(proc)  # the runner kills the whole tree: bash's orphaned child too
-    return seconds, ended
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
 
 
 def _users(conn, standin: Standin) -> None:
@@ -114,7 +82,7 @@ def test_a_cancelled_sync_step_stops_cleanly_before_the_sigterm(version, db_url,
             REPO_PRIVATE="true",
         )
         proc = subprocess.Popen(
-            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+            [*STEP_SHELL, str(script)],
             cwd=ROOT,
             env=env,
             stdout=stdout,
@@ -127,11 +95,11 @@ def test_a_cancelled_sync_step_stops_cleanly_before_the_sigterm(version, db_url,
                 assert proc.poll() is None, f"exited {proc.returncode}: {err.read_text()}"
                 assert time.monotonic() < deadline, "u000's request never arrived"
             # Spotify answers the request in flight after the signal
-            seconds, ended = _cancel_like_the_runner(proc, standin.state.release.set)
+            seconds, ended = cancel_like_the_runner(proc, standin.state.release.set)
         finally:
             standin.state.release.set()
             if proc.poll() is None:
-                _kill_group(proc)
+                kill_group(proc)
     print(f"\n{version}: {seconds:.2f} s from SIGINT to exit ({ended}), exit {proc.returncode}")
     runs = conn.execute("select status from sync_runs").fetchall()
     if version == "child":
