@@ -358,8 +358,9 @@ def test_backup_artifact_is_kept_90_days_and_the_summary_says_where():
     assert upload["with"]["retention-days"] == 90  # the most GitHub allows by default
     assert upload["with"]["path"] == "backup/" and upload["with"]["if-no-files-found"] == "error"
     name = upload["with"]["name"]
-    assert f"artifact **{name}** of this run, under *Artifacts* below" in export["run"]
-    assert "kept 90 days" in export["run"]
+    # said only after the upload, never by the export step (it may succeed in a cancelled run)
+    assert f"artifact **{name}** of this run, under *Artifacts* below" in link["run"]
+    assert "kept 90 days" in link["run"] and "artifact" not in export["run"]
     assert "python -m sync export --all --format spotify --out-dir backup" in export["run"]
     # nothing to upload (no user has plays yet): no upload, no link, a green run
     for each in (upload, link):

@@ -1,10 +1,11 @@
-"""The backup workflow's own export step, run the way GitHub's runner runs it.
+"""The backup workflow's own step scripts, run and cancelled the way GitHub's runner does.
 
 The runner writes a `run:` script to a file and runs `bash --noprofile --norc -eo pipefail FILE`
-with the step's env. This test does the same with the *Export every user* step of
-.github/workflows/backup.yml against the test database: the zips it leaves in backup/ (what the
-upload step takes), the step's output for the upload's condition, the summary, the failure
-that must fail the job, and the README's restore of one zip into a new database.
+with the step's env; a cancel is SIGINT to that bash, SIGTERM 7.5 s later, the tree killed 2.5 s
+after (tests/support/runner.py). These tests do the same with the *Export every user* and *Link
+the backup* steps of .github/workflows/backup.yml against the test database: the zips left in
+backup/ (what the upload step takes), the step's output for the upload's condition, the
+summary, the failure that must fail the job, a cancel, and the README's restore of one zip.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,18 +24,23 @@ import pytest
 
 from tests.conftest import add_user
 from tests.export.test_export import sync_plays
+from tests.support.runner import STEP_SHELL, cancel_like_the_runner, kill_group
 from tests.support.spotify_fakes import item
 from tests.test_workflows import BACKUP, ROOT, _load, step
 
 T0 = datetime(2024, 5, 6, 18, 0, 0, tzinfo=UTC)
 
 
-def run_step(tmp_path: Path, db_url: str, **extra: str) -> subprocess.CompletedProcess:
-    """The step's script in a fresh workspace, with the step's env (vars unset are empty)."""
-    script = tmp_path / "step.sh"
-    script.write_text(step(_load(BACKUP), "Export every user")["run"])
+def _step(
+    tmp_path: Path, db_url: str, name: str = "Export every user", **extra: str
+) -> tuple[list[str], Path, dict]:
+    """A step's script in the workspace (made by the first step), with the step's env (vars
+    unset are empty): (the command, the workspace, the env)."""
+    script = tmp_path / f"{name.replace(' ', '-')}.sh"
+    script.write_text(step(_load(BACKUP), name)["run"])
     work = tmp_path / "work"
-    work.mkdir()
+    first = not work.exists()
+    work.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SYNC_"))}
     env.update(
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -45,16 +52,17 @@ def run_step(tmp_path: Path, db_url: str, **extra: str) -> subprocess.CompletedP
         SYNC_SHOW_USER_IDS="",
         **extra,
     )
-    for name in ("summary.md", "output"):
-        (tmp_path / name).write_text("")
-    return subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    for file in ("summary.md", "output"):
+        if first:  # the job's summary gathers what every step appends
+            (tmp_path / file).write_text("")
+    return [*STEP_SHELL, str(script)], work, env
+
+
+def run_step(
+    tmp_path: Path, db_url: str, name: str = "Export every user", **extra: str
+) -> subprocess.CompletedProcess:
+    command, work, env = _step(tmp_path, db_url, name, **extra)
+    return subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=120)
 
 
 def audio_entries(archive: Path) -> list[dict]:
@@ -91,7 +99,11 @@ def test_the_step_exports_every_user_into_backup_and_says_where_in_the_summary(
     assert {e["ts"][:4] for e in audio_entries(zips[1])} == {"2025"}
 
     assert (tmp_path / "output").read_text() == "files=2\n"  # the upload's condition
-    where, blank, counts = (tmp_path / "summary.md").read_text().splitlines()
+    url = "https://github.com/o/r/actions/runs/1/artifacts/2"  # what the upload step outputs
+    linked = run_step(tmp_path, db_url, "Link the backup", ARTIFACT_URL=url)
+    assert linked.returncode == 0, linked.stdout + linked.stderr
+    counts, blank, where, blank_too, link = (tmp_path / "summary.md").read_text().splitlines()
+    assert link == f"Download it: [spotify-history-backup]({url})" and blank_too == ""
     assert where.startswith("Backup: artifact **spotify-history-backup** of this run, under ")
     until = {(today + timedelta(days=d)).isoformat() for d in (90, 91)}  # 91: past midnight
     assert any(f"kept 90 days, until {day}." in where for day in until), where
@@ -110,7 +122,7 @@ def test_with_no_plays_yet_nothing_is_uploaded_and_the_run_stays_green(db_url, c
     assert (tmp_path / "output").read_text() == "files=0\n"
     assert list((tmp_path / "work" / "backup").iterdir()) == []
     where, _, counts = (tmp_path / "summary.md").read_text().splitlines()
-    assert where == "Backup: no user has plays yet, nothing to back up."
+    assert where == "Backup: no user has plays yet, nothing to back up."  # and no link step
     assert counts.startswith("`exported 0 users (0 plays) to backup in ")
 
 
@@ -153,3 +165,38 @@ def test_a_backup_zip_restores_into_a_new_database_as_the_readme_says(
     before = [at.replace(microsecond=0) for (at,) in conn.execute(query).fetchall()]
     with psycopg.connect(new_db_url) as new:
         assert [at for (at,) in new.execute(query).fetchall()] == before
+
+
+@pytest.mark.parametrize("lock", ["held", "released at the SIGINT"])
+def test_a_cancelled_backup_claims_no_backup_in_the_summary(lock, db_url, conn, tmp_path):
+    """Cancelled while the export waits (on a table lock the test holds): whatever bash
+    does with the runner's signals, the summary never says an artifact exists, since the
+    upload step does not run after a cancel, and backup/ holds no half-written zip."""
+    alice = add_user(conn, "alice", "refresh-alice-0001")
+    sync_plays(conn, alice, [item(T0 + timedelta(minutes=4 * i), i) for i in range(3)])
+    command, work, env = _step(tmp_path, db_url)
+    with psycopg.connect(db_url) as blocker:
+        blocker.execute("lock table listening_history in access exclusive mode")
+        proc = subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        try:
+            waiting = (
+                "select count(*) from pg_stat_activity where wait_event_type = 'Lock'"
+                " and datname = current_database()"
+            )
+            deadline = time.monotonic() + 60
+            while conn.execute(waiting).fetchone()[0] == 0:  # until the export waits on it
+                assert proc.poll() is None, proc.stdout.read().decode()
+                assert time.monotonic() < deadline, "the export never reached the table"
+            release = blocker.rollback if lock != "held" else lambda: None
+            seconds, ended = cancel_like_the_runner(proc, release)
+        finally:
+            blocker.rollback()
+            if proc.poll() is None:
+                kill_group(proc)
+    log = proc.stdout.read().decode()
+    print(f"\n{lock}: {seconds:.2f} s from SIGINT to exit ({ended}), exit {proc.returncode}")
+    summary = (tmp_path / "summary.md").read_text()
+    assert "artifact" not in summary, summary
+    assert [p.name for p in (work / "backup").glob("spotify-history-*.zip")] in ([], [
+        f"spotify-history-user-{alice}-{datetime.now(UTC).date()}.zip"]), log  # fmt: skip
