@@ -102,6 +102,19 @@ JOB_PERMISSIONS = {
 
 
 @pytest.mark.parametrize("path", [SYNC, TESTS, BACKUP], ids=["sync", "tests", "backup"])
+def test_every_step_runs_in_the_shell_its_tests_use(path: Path):
+    """Only `shell: bash` gives `bash --noprofile --norc -eo pipefail {0}` (STEP_SHELL, in
+    which tests/system runs the step scripts); left unset, the runner uses `bash -e {0}`,
+    and `export | tee log` would hide a failed export."""
+    from tests.support.runner import STEP_SHELL
+
+    workflow = _load(path)
+    assert workflow["defaults"] == {"run": {"shell": "bash"}}
+    assert all("shell" not in s for s in _steps(workflow) if "run" in s)
+    assert STEP_SHELL == ("bash", "--noprofile", "--norc", "-eo", "pipefail")
+
+
+@pytest.mark.parametrize("path", [SYNC, TESTS, BACKUP], ids=["sync", "tests", "backup"])
 def test_workflow_is_least_privilege_and_bounded(path: Path):
     workflow = _load(path)
     assert workflow["permissions"] == {"contents": "read"}

@@ -1,8 +1,10 @@
 """GitHub's runner as the workflow tests need it: how it runs a step and how it cancels one.
 
-The runner writes a step's `run:` script to a file and runs `bash --noprofile --norc -eo
-pipefail FILE`. On a cancel or a timeout it sends SIGINT to that bash only, SIGTERM 7.5 s later,
-and kills the process tree 2.5 s after that (../shared/notes/github-actions.md).
+The runner writes a step's `run:` script to a file and, for `shell: bash` (every workflow here
+sets it as the default; tests/test_workflows.py checks), runs `bash --noprofile --norc -eo
+pipefail FILE`; with no shell given it would run `bash -e FILE`, without pipefail. On a cancel
+or a timeout it sends SIGINT to that bash only, SIGTERM 7.5 s later, and kills the process
+tree 2.5 s after that.
 """
 
 from __future__ import annotations
