@@ -15,7 +15,6 @@ from enum import IntEnum
 import psycopg
 
 from sync.errors import UserError
-from sync.store import users as user_store
 from sync.store.users import UserRef
 
 log = logging.getLogger(__name__)
@@ -118,20 +117,6 @@ def hour_weekday(
             (user_key, period.first_day, period.last_day),
         ).fetchall()
     return {(int(w), int(h)): int(p) for w, h, p in rows}
-
-
-def pick_user(conn: psycopg.Connection, text: str | None) -> UserRef:
-    """The user named by --user, else the only stored user; UserError naming the fix."""
-    if text:
-        return user_store.resolve_user(conn, text)
-    users = user_store.all_users(conn)
-    if not users:
-        raise UserError("no users yet: run python -m sync login to add one")
-    if len(users) > 1:
-        raise UserError(
-            f"{len(users)} users stored: pass --user ID (python -m sync users lists them)"
-        )
-    return users[0]
 
 
 @dataclass(kw_only=True)

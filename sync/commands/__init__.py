@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
+from sync.errors import UserError
+
 if TYPE_CHECKING:  # the real imports happen when a command runs: cli.py imports this early
     import psycopg
 
@@ -117,10 +119,18 @@ def resolve_user(conn: psycopg.Connection, text: str | None) -> UserRef:
     """The user --user (or USER) names, by Spotify id or alias user-N; without one, the only
     stored user. UserError naming the fix when there is none (removed users are found too:
     each command decides what it may do with one)."""
-    from sync.analytics.listening import pick_user
     from sync.store import users as user_store
 
-    return pick_user(conn, None) if text is None else user_store.resolve_user(conn, text)
+    if text is not None:
+        return user_store.resolve_user(conn, text)
+    users = user_store.all_users(conn)
+    if not users:
+        raise UserError("no users yet: run python -m sync login to add one")
+    if len(users) > 1:
+        raise UserError(
+            f"{len(users)} users stored: pass --user ID (python -m sync users lists them)"
+        )
+    return users[0]
 
 
 def resolve_users(conn: psycopg.Connection, texts: Sequence[str]) -> list[UserRef]:

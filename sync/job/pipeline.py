@@ -237,9 +237,6 @@ def _finish(conn: psycopg.Connection, run_id: int | None, holder: int, res: User
     outcome.save(conn, res.key, holder, run_id, _row(res), (), LEASE)
 
 
-_describe = outcomes.describe  # also read here by tests/job/test_reliability.py
-
-
 class _Connections:
     """One database connection per worker thread; a broken one is replaced on demand."""
 

@@ -428,11 +428,11 @@ def test_candidates_carry_no_tokens():
 
 
 def test_a_known_refusal_is_decided_from_the_typed_error_not_its_class_name():
-    from sync.job.pipeline import _describe
+    from sync.job.outcomes import describe
     from sync.spotify.client import Forbidden
 
     class NotAllowListed(Forbidden):  # a renamed or narrower 403 is still the same refusal
         pass
 
-    assert _describe(NotAllowListed("User not registered"))[0] == Forbidden.recorded_as
-    assert _describe(ValueError("x"))[0] == "ValueError"
+    assert describe(NotAllowListed("User not registered"))[0] == Forbidden.recorded_as
+    assert describe(ValueError("x"))[0] == "ValueError"
