@@ -17,8 +17,8 @@ from sync.commands import (
     add_user_argument,
     options_from,
     positive_int,
+    resolve_user,
 )
-from sync.commands import resolve_user as named_user
 from sync.config import Settings
 from sync.errors import UserError
 from sync.history_import.files import find_sources
@@ -91,10 +91,10 @@ class ImportOptions:
     jobs: int | None = None
 
 
-def resolve_user(conn: psycopg.Connection, ident: str) -> tuple[int, str]:
+def _import_target(conn: psycopg.Connection, ident: str) -> tuple[int, str]:
     """(key, Spotify id) of the stored user to import for, by Spotify id or alias user-N."""
     try:
-        user = named_user(conn, ident)
+        user = resolve_user(conn, ident)
     except UserError:
         raise UserError(
             f"no user {ident!r} in user_tokens: sign in first with `python -m sync login`, "
@@ -128,7 +128,7 @@ def cmd_import(settings: Settings, flags: ImportOptions) -> int:
             "StreamingHistory_music_*.json or StreamingHistory*.json, or the export .zip"
         )
     with db.open_database(settings) as conn:
-        key, user_id = resolve_user(conn, flags.user)
+        key, user_id = _import_target(conn, flags.user)
         show = not flags.no_progress and sys.stderr.isatty()
         progress = Progress(sum(s.size for s in sources), len(sources), enabled=show)
         try:
