@@ -91,7 +91,7 @@ class ImportOptions:
     jobs: int | None = None
 
 
-def _import_target(conn: psycopg.Connection, ident: str) -> tuple[int, str]:
+def import_target(conn: psycopg.Connection, ident: str) -> tuple[int, str]:
     """(key, Spotify id) of the stored user to import for, by Spotify id or alias user-N."""
     try:
         user = resolve_user(conn, ident)
@@ -128,7 +128,7 @@ def cmd_import(settings: Settings, flags: ImportOptions) -> int:
             "StreamingHistory_music_*.json or StreamingHistory*.json, or the export .zip"
         )
     with db.open_database(settings) as conn:
-        key, user_id = _import_target(conn, flags.user)
+        key, user_id = import_target(conn, flags.user)
         show = not flags.no_progress and sys.stderr.isatty()
         progress = Progress(sum(s.size for s in sources), len(sources), enabled=show)
         try:

@@ -494,7 +494,7 @@ def test_removed_users_cannot_import(conn):
     add_user(conn, "alice", "refresh-alice-0001")
     conn.execute("update user_tokens set status = 'removed', refresh_token = null")
     with pytest.raises(UserError, match="was removed"):
-        import_command.resolve_user(conn, "alice")
+        import_command.import_target(conn, "alice")
 
 
 def test_progress_bar_draws_on_a_terminal_only():
