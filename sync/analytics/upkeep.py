@@ -18,14 +18,9 @@ import psycopg
 
 from sync.analytics.listening import Kind
 from sync.errors import UserError
-from sync.store.aggregates import rebuild, refresh_days  # noqa: F401  (see below)
 from sync.text import plural
 
 log = logging.getLogger(__name__)
-
-# `analytics.refresh_days` and `analytics.rebuild` are still called through this module by
-# commands/users.py, commands/aggregate.py and history_import/load.py (issue 17: their
-# owners switch to sync.store.aggregates; then this import goes).
 
 
 def is_stale(conn: psycopg.Connection, user_key: int) -> bool:

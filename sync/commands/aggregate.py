@@ -12,6 +12,7 @@ from sync.analytics import upkeep as analytics
 from sync.commands import Context, Subcommands, add_user_argument, resolve_users
 from sync.config import Settings
 from sync.names import alias
+from sync.store import aggregates
 from sync.text import plural
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def cmd_aggregate(settings: Settings, users_named: Sequence[str], *, full: bool 
                 continue
             started = time.monotonic()
             with conn.transaction():
-                analytics.rebuild(conn, user.key)
+                aggregates.rebuild(conn, user.key)
                 plays = conn.execute(
                     "select coalesce(sum(plays), 0) from listening_days where user_id = %s",
                     (user.key,),

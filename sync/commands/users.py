@@ -16,6 +16,7 @@ from sync.config import Settings
 from sync.errors import UserError
 from sync.names import alias
 from sync.statuses import UserStatus
+from sync.store import aggregates
 from sync.store import plays as plays_store
 from sync.store import users as user_store
 from sync.text import plural
@@ -92,7 +93,7 @@ def cmd_set_timezone(settings: Settings, user_named: str, zone_named: str) -> in
         conn.rollback()
         with conn.transaction():
             user_store.set_time_zone(conn, user.key, zone)
-            analytics.rebuild(conn, user.key)
+            aggregates.rebuild(conn, user.key)
     name = alias(user.key, user.user_id, settings.show_user_ids)
     print(f"{name}: time zone is now {zone}; analytics rebuilt")
     return 0

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from sync.analytics import upkeep as analytics
 from sync.history_import.match import Staged, Stored, plan, reach_ms
 from sync.history_import.parse import (
     SKIP_NO_SLOT,
@@ -19,6 +18,7 @@ from sync.history_import.parse import (
     ms_text,
 )
 from sync.history_import.report import FileResult, OffsetStats
+from sync.store import aggregates
 from sync.store import imports as store
 from sync.store.sources import MATCH_TOLERANCE_MS, song_key
 
@@ -70,7 +70,7 @@ class Loader:
         if self.bulk and self.changed:
             # Day by day costs more than one pass over the user's history once most of it is
             # new (docs/import.md, "Aggregates").
-            analytics.rebuild(self.conn, self.user)
+            aggregates.rebuild(self.conn, self.user)
             self._step("analytics")
         store.restore_foreign_keys(self.conn, self._foreign_keys)
         self._step("foreign keys")
@@ -113,7 +113,7 @@ class Loader:
         self.changed += len(changed) + len(new_ms)
         if not self.bulk:  # a bulk load rebuilds the user's analytics once, at the end
             changed += [_EPOCH + t * _MS for t in new_ms]
-            analytics.refresh_days(self.conn, self.user, changed)
+            aggregates.refresh_days(self.conn, self.user, changed)
         self._step("analytics")
 
     def _resolve(self, refs: list[tuple]) -> list[int]:

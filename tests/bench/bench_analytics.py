@@ -10,7 +10,7 @@ zone is Europe/Berlin. Measures:
 - the full rebuild (`analytics_rebuild`, what `aggregate --full` runs per user), into empty
   tables and over existing aggregates;
 - the incremental update after an hourly run that added 50 plays (45 new, 5 late), through
-  `plays_store.insert_plays` + `analytics.refresh_days` in one transaction as `run` does, on a
+  `plays_store.insert_plays` + `aggregates.refresh_days` in one transaction as `run` does, on a
   fresh connection (as each hourly run has) and warm;
 - each ready-made top-list view per period, and the totals, streak and heatmap views;
 - `stats` in-process per period, and `python -m sync stats` as a subprocess;
@@ -37,10 +37,10 @@ from urllib.parse import urlparse
 
 import psycopg
 
-from sync.analytics import upkeep as analytics
 from sync.commands.stats import cmd_stats
 from sync.config import load_settings
 from sync.db import schema
+from sync.store import aggregates
 from sync.store.rows import AlbumRow, ArtistRow, Play, TrackRow
 from tests.bench import common
 from tests.support.pg import with_dbname
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             def rebuild() -> str:
                 cpu = server_cpu(pid)
                 started = time.perf_counter()
-                analytics.rebuild(conn, key)
+                aggregates.rebuild(conn, key)
                 conn.commit()
                 wall = time.perf_counter() - started
                 used = server_cpu(pid)
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                 with conn.transaction():
                     new = store_plays(conn, key, plays)
                     t_refresh = time.perf_counter()
-                    analytics.refresh_days(conn, key, new)
+                    aggregates.refresh_days(conn, key, new)
                     refresh_only.append(time.perf_counter() - t_refresh)
                 cold.append(time.perf_counter() - started)
                 assert len(new) == 50, len(new)
@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 with conn.transaction():
                     new = store_plays(conn, key, plays)
-                    analytics.refresh_days(conn, key, new)
+                    aggregates.refresh_days(conn, key, new)
                 warm.append(time.perf_counter() - started)
         print()
         print(
@@ -482,7 +482,7 @@ def _check_equal(conn: psycopg.Connection, key: int) -> bool:
 
     before = snapshot(conn, [key])
     with conn.transaction() as tx:
-        analytics.rebuild(conn, key)
+        aggregates.rebuild(conn, key)
         after = snapshot(conn, [key])
         raise psycopg.Rollback(tx)
     return before == after

@@ -113,10 +113,10 @@ def child(argv: list[str], usage_path: str) -> int:
     from sync.cli import main
 
     if os.environ.get("BENCH_NO_ANALYTICS"):  # measure the import machinery alone
-        from sync.analytics import upkeep as analytics
+        from sync.store import aggregates
 
-        analytics.refresh_days = lambda *args, **kwargs: None
-        analytics.rebuild = lambda *args, **kwargs: None
+        aggregates.refresh_days = lambda *args, **kwargs: None
+        aggregates.rebuild = lambda *args, **kwargs: None
 
     import psycopg
 

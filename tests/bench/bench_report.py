@@ -25,10 +25,10 @@ from pathlib import Path
 
 import psycopg
 
-from sync.analytics import upkeep as analytics
 from sync.commands.report import ReportOptions, cmd_report
 from sync.config import load_settings
 from sync.db import schema
+from sync.store import aggregates
 from tests.bench import common
 from tests.bench.bench_analytics import USER, admin_url, generate, machine_reference
 from tests.support.pg import with_dbname
@@ -73,7 +73,7 @@ def prepare(url: str, admin: str, args: argparse.Namespace) -> None:
         conn.execute("delete from user_tokens where user_id = %s", (USER,))
         started = time.perf_counter()
         key = generate(conn, args.plays, args.years)
-        analytics.rebuild(conn, key)
+        aggregates.rebuild(conn, key)
         conn.commit()
         print(
             f"generated and aggregated {args.plays:,} plays in {time.perf_counter() - started:.1f}s"

@@ -41,9 +41,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from sync.analytics import upkeep as analytics
 from sync.db import schema
-from sync.store import spoken
+from sync.store import aggregates, spoken
 from sync.store.rows import AlbumRow, ArtistRow, Play, TrackRow
 from sync.store.sources import SOURCE_ACCOUNT, SOURCE_EXTENDED
 from tests.conftest import add_user
@@ -147,7 +146,7 @@ def listen(
     )
     with conn.transaction():
         new = store_plays(conn, key, [Play(t, tr) for t, tr in plays])
-        analytics.refresh_days(conn, key, new)
+        aggregates.refresh_days(conn, key, new)
         for kind, uri, show, name, at in spoken_plays:
             row = (kind, uri, show, name, at.isoformat(), 1_800_000)
             source = SOURCE_EXTENDED if uri else SOURCE_ACCOUNT

@@ -20,6 +20,7 @@ from sync.history_import.importer import import_export
 from sync.history_import.parse import ExportFormatError, ParseOptions
 from sync.history_import.progress import Progress
 from sync.job.transform import parse_items
+from sync.store import aggregates
 from tests.conftest import add_user
 from tests.support.analytics import rebuilt_snapshot, snapshot
 from tests.support.export_fakes import (
@@ -390,9 +391,9 @@ def test_analytics_are_refreshed_for_every_changed_play(db_url, conn, tmp_path, 
           [extended(T0, 1), extended(T0 + minutes(4), 2)])  # fmt: skip
     calls, rebuilds = [], []
     monkeypatch.setattr(
-        analytics, "refresh_days", lambda c, k, times: calls.append((k, list(times)))
+        aggregates, "refresh_days", lambda c, k, times: calls.append((k, list(times)))
     )
-    monkeypatch.setattr(analytics, "rebuild", lambda c, k: rebuilds.append(k))
+    monkeypatch.setattr(aggregates, "rebuild", lambda c, k: rebuilds.append(k))
     do_import(db_url, key, tmp_path)
     assert [(k, sorted(times)) for k, times in calls] == [(key, [synced, T0 + minutes(4)])]
     assert rebuilds == []

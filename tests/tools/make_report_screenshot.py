@@ -18,10 +18,10 @@ from pathlib import Path
 
 import psycopg
 
-from sync.analytics import upkeep as analytics
 from sync.db import schema
 from sync.reports import html as html_report
 from sync.reports.data import load_report
+from sync.store import aggregates
 from sync.store import users as user_store
 from tests.bench.bench_analytics import generate
 from tests.bench.bench_report import database
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             schema.migrate(conn)
             key = generate(conn, 60_000, 3.0)
             rename(conn)
-            analytics.rebuild(conn, key)
+            aggregates.rebuild(conn, key)
             conn.commit()
             user = user_store.resolve_user(conn, f"user-{key}")
             page = html_report.render_report(load_report(conn, user, "12m", f"user-{key}"))
