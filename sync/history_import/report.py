@@ -80,8 +80,6 @@ KIND_LABEL = {
     ACCOUNT_AUDIOBOOK: "account data (audiobooks)",
 }
 SKIP_LABEL = {
-    "podcast": "podcast",
-    "audiobook": "audiobook",
     "video": "video",
     "no_track": "no track",
     SKIP_EXCLUDED: "excluded show",

@@ -23,12 +23,7 @@ KIND_NAMED_TRACK = 1  # only names: account data, or an extended row without URI
 SPOKEN_EPISODE = 1
 SPOKEN_CHAPTER = 2
 
-# Placeholder URIs for things the export names but does not identify: their one home is
-# sync/store/catalogue.py.
-
 # Skip reasons, in the order they are tested: an entry counts under the first that fits.
-SKIP_PODCAST = "podcast"
-SKIP_AUDIOBOOK = "audiobook"
 SKIP_VIDEO = "video"
 SKIP_NO_TRACK = "no_track"
 SKIP_EXCLUDED = "excluded_show"  # --exclude-show: a show in an old account-data file
@@ -37,9 +32,8 @@ SKIP_SHORT = "short"
 SKIP_DUPLICATE = "duplicate"  # the same play twice in the export
 SKIP_NO_SLOT = "no_time_slot"  # no free millisecond left (see "Time collisions", docs)
 SKIP_REASONS = (
-    SKIP_PODCAST, SKIP_AUDIOBOOK, SKIP_VIDEO, SKIP_NO_TRACK, SKIP_EXCLUDED, SKIP_INCOGNITO,
-    SKIP_SHORT,
-    SKIP_DUPLICATE, SKIP_NO_SLOT,
+    SKIP_VIDEO, SKIP_NO_TRACK, SKIP_EXCLUDED, SKIP_INCOGNITO, SKIP_SHORT, SKIP_DUPLICATE,
+    SKIP_NO_SLOT,
 )  # fmt: skip
 
 # Old account-data files (`StreamingHistory<n>.json`, before 2023) hold podcast episodes
