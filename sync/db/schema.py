@@ -262,17 +262,22 @@ def _apply(conn: psycopg.Connection, todo: Plan, sql_dir: Path) -> list[str]:
                 ([file_name(p, sql_dir) for p in record], [checksum(p) for p in record]),
             )
     for path in todo.repeatable:
-        name = file_name(path, sql_dir)
-        with conn.transaction():
-            conn.execute(path.read_text())
-            conn.execute(
-                "insert into schema_files (name, checksum) values (%s, %s) on conflict (name) "
-                "do update set checksum = excluded.checksum, applied_at = now()",
-                (name, checksum(path)),
-            )
-        log.info("applied %s", name)
-        applied.append(name)
+        applied.append(_apply_file(conn, path, sql_dir))
     return applied
+
+
+def _apply_file(conn: psycopg.Connection, path: Path, sql_dir: Path) -> str:
+    """Run a repeatable (or opt-in) file and record its checksum, in one transaction."""
+    name = file_name(path, sql_dir)
+    with conn.transaction():
+        conn.execute(path.read_text())
+        conn.execute(
+            "insert into schema_files (name, checksum) values (%s, %s) on conflict (name) "
+            "do update set checksum = excluded.checksum, applied_at = now()",
+            (name, checksum(path)),
+        )
+    log.info("applied %s", name)
+    return name
 
 
 def optional_file(name: str, sql_dir: Path = SQL_DIR) -> Path:
@@ -299,13 +304,7 @@ def apply_optional(
         conn.commit()
     _lock(conn, lock_wait)
     try:
-        with conn.transaction():
-            conn.execute(path.read_text())
-            conn.execute(
-                "insert into schema_files (name, checksum) values (%s, %s) on conflict (name) "
-                "do update set checksum = excluded.checksum, applied_at = now()",
-                (label, checksum(path)),
-            )
+        _apply_file(conn, path, sql_dir)
     except psycopg.OperationalError:
         raise  # the connection is gone: open_database says so
     except psycopg.DatabaseError as exc:
@@ -314,5 +313,4 @@ def apply_optional(
     finally:
         with conn.transaction():
             conn.execute("select pg_advisory_unlock(%s)", (locks.MIGRATION,))
-    log.info("applied %s", label)
     return label
