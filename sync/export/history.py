@@ -81,6 +81,7 @@ def _export(
 ) -> ExportResult:
     """Count, then write; the plays come from the same snapshot as the counts."""
     with conn.transaction():
+        query.no_jit(conn)
         # the CSV is music only: a period of episodes alone has nothing for it
         years = query.year_counts(conn, user_key, lo, hi, spoken=fmt != "csv")
         if not years:

@@ -138,6 +138,11 @@ _QUERIES = {
 _NO_JIT = "select set_config('jit', 'off', true)"
 
 
+def no_jit(conn: psycopg.Connection) -> None:
+    """JIT off for the rest of the export's transaction: once, before its first query."""
+    conn.execute(_NO_JIT)
+
+
 def stream(
     conn: psycopg.Connection,
     query: str,
@@ -148,7 +153,6 @@ def stream(
     """Batches of rows of _QUERIES[query] from a server-side cursor (never the whole
     history in memory)."""
     sql = _QUERIES[query]
-    conn.execute(_NO_JIT)
     with conn.cursor(name=name, binary=True) as cur:
         cur.execute(sql, params)
         while batch := cur.fetchmany(itersize):
