@@ -47,7 +47,6 @@ def _extended(
     by_ref, seen_at, skipped = rows.by_ref, rows.at, parsed.skipped
     min_ms = options.min_ms
     fromiso = datetime.fromisoformat
-    names = ()  # (track, artist, album) of the last URI-less row
     ts_ms, offsets, texts, mss, refs = (parsed.ts_ms, parsed.offset_ms, parsed.at_text,
                                         parsed.ms, parsed.ref_idx)  # fmt: skip
     for index, e in enumerate(entries):
@@ -70,8 +69,9 @@ def _extended(
         elif _is_episode(e) or _is_audiobook(e):
             _spoken_row(spoken, e, moment, ms, min_ms)
             continue
-        elif e.get("master_metadata_track_name"):
+        elif track := e.get("master_metadata_track_name"):
             kind = KIND_NAMED_TRACK  # no URI but names (local files, withdrawn tracks)
+            uri = placeholder("track", e.get("master_metadata_album_artist_name"), track)
         else:
             skipped[SKIP_NO_TRACK] += 1
             continue
@@ -81,11 +81,9 @@ def _extended(
         if ms < min_ms:
             skipped[SKIP_SHORT] += 1
             continue
-        if kind != KIND_TRACK:
-            uri, kind, *names = _other_extended(e, kind)
         ri = by_ref.get(uri)
         if ri is None:  # once per distinct track of the file
-            ri = _new_ref(rows, e, uri, kind, names)
+            ri = _new_ref(rows, e, uri, kind)
         at = round((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
         first = seen_at.get(at)
         if first is not None:
@@ -111,25 +109,9 @@ def _spoken_row(spoken: _Spoken, e: dict, moment: datetime, ms: int, min_ms: int
                    e.get("audiobook_chapter_title"), at, ms, min_ms, incognito)  # fmt: skip
 
 
-def _new_ref(rows: _Rows, e: dict, uri: object, kind: int, names: list) -> int:
+def _new_ref(rows: _Rows, e: dict, uri: str, kind: int) -> int:
     """Record a ref the file has not named before: a track's names come from its entry."""
-    if kind == KIND_TRACK:
-        track = e.get("master_metadata_track_name")
-        artist = e.get("master_metadata_album_artist_name")
-        album = e.get("master_metadata_album_album_name")
-        return rows.ref(str(uri), kind, track, artist, album)
-    return rows.ref(uri, kind, *names)
-
-
-def _other_extended(e: dict, kind: int) -> tuple:
-    """(ref, kind, track, artist, album) of a URI-less track row."""
     track = e.get("master_metadata_track_name")
     artist = e.get("master_metadata_album_artist_name")
     album = e.get("master_metadata_album_album_name")
-    return (
-        placeholder("track", artist, track),
-        KIND_NAMED_TRACK,
-        track,
-        artist,
-        album,
-    )
+    return rows.ref(str(uri), kind, track, artist, album)
