@@ -16,16 +16,12 @@ from sync.history_import.parse import (
     ACCOUNT_PODCAST,
     EXTENDED,
     EXTENDED_VIDEO,
-    SPOKEN_CHAPTER,
-    SPOKEN_EPISODE,
-    ParsedFile,
     ParseOptions,
     SourceRef,
 )
 from sync.history_import.progress import Progress
-from sync.history_import.report import FileResult, ImportResult
+from sync.history_import.report import ImportResult
 from sync.store import imports as store
-from sync.store import spoken as spoken_store
 from sync.store.sources import MATCH_TOLERANCE_MS
 
 log = logging.getLogger(__name__)
@@ -44,17 +40,6 @@ def _use_bulk(conn: psycopg.Connection, sources: Sequence[SourceRef]) -> bool:
     if estimate < BULK_MIN_PLAYS:
         return False
     return estimate * 5 >= store.stored_plays_estimate(conn)
-
-
-def _keep_spoken(
-    conn: psycopg.Connection, user_key: int, parsed: ParsedFile, result: FileResult
-) -> None:
-    """Store the file's episode and chapter plays apart from music (sync/store/spoken.py)."""
-    done = spoken_store.store_plays(conn, user_key, parsed.spoken, parsed.source)
-    result.episodes = done.new[SPOKEN_EPISODE]
-    result.chapters = done.new[SPOKEN_CHAPTER]
-    result.spoken_already = done.already
-    result.spoken_replaced = done.replaced
 
 
 def import_export(
@@ -82,8 +67,6 @@ def import_export(
         loader.begin()
         for file_no, (source, parsed) in enumerate(parse_all(sources, options, workers)):
             loader.add(file_no, parsed)
-            _keep_spoken(conn, user_key, parsed, loader.files[file_no])
-            loader._step("podcasts")  # its own line in -v's timings
             bytes_done += source.size
             if progress:
                 progress.update(file_no + 1, bytes_done, loader.inserted)

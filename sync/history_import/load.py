@@ -13,6 +13,8 @@ import psycopg
 from sync.history_import.match import Staged, Stored, plan, reach_ms
 from sync.history_import.parse import (
     SKIP_NO_SLOT,
+    SPOKEN_CHAPTER,
+    SPOKEN_EPISODE,
     ExportFormatError,
     ParsedFile,
     ms_text,
@@ -20,6 +22,7 @@ from sync.history_import.parse import (
 from sync.history_import.report import FileResult, OffsetStats
 from sync.store import aggregates
 from sync.store import imports as store
+from sync.store import spoken as spoken_store
 from sync.store.sources import MATCH_TOLERANCE_MS, song_key
 
 log = logging.getLogger(__name__)
@@ -77,12 +80,22 @@ class Loader:
         log.debug("import steps: %s", ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items()))
 
     # one file
+    def _keep_spoken(self, parsed: ParsedFile, result: FileResult) -> None:
+        """Store the file's episode and chapter plays apart from music (store/spoken.py)."""
+        done = spoken_store.store_plays(self.conn, self.user, parsed.spoken, parsed.source)
+        result.episodes = done.new[SPOKEN_EPISODE]
+        result.chapters = done.new[SPOKEN_CHAPTER]
+        result.spoken_already = done.already
+        result.spoken_replaced = done.replaced
+        self._step("podcasts")  # its own line in -v's timings
+
     def add(self, file_no: int, parsed: ParsedFile) -> None:
         self._step("parse (waiting)")
         result = FileResult(parsed.name, parsed.kind, parsed.entries)
         result.skipped.update(parsed.skipped)
         result.episode_like = parsed.episode_like
         self.files[file_no] = result
+        self._keep_spoken(parsed, result)
         if not parsed.rows:
             return
         ids = self._resolve(parsed.refs)
