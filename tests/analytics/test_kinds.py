@@ -55,7 +55,7 @@ def test_the_analytics_writes_store_each_kind_as_the_enum_names_it(conn):
     assert _by_kind(conn.execute(days, (key,))) == ids
     with conn.transaction():
         conn.execute("select analytics_rebuild(%s)", (key,))
-    assert _by_kind(conn.execute(totals, (key,))) == ids  # full rebuild (30: rebuild)
+    assert _by_kind(conn.execute(totals, (key,))) == ids  # full rebuild (31_analytics_rebuild.sql)
     assert _by_kind(conn.execute(days, (key,))) == ids
 
 
